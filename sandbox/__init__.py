@@ -1,0 +1,1 @@
+"""Codebases to practise on, blind workspaces, and the runs made in them."""

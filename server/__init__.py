@@ -1,0 +1,1 @@
+"""bugdrill's command line and (soon) its MCP server."""

@@ -1,0 +1,77 @@
+"""
+Shared fixtures for the picochat behavioural tests.
+
+The tests run against any copy of the picochat codebase: set PICOCHAT_DIR to the directory
+that holds the `picochat/` package (default: the built-in template in this repository).
+That directory is put at the front of sys.path when this file is imported, before any test
+module imports `picochat`.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+DEFAULT_PICOCHAT_DIR = Path(__file__).resolve().parents[1] / "sandbox" / "templates" / "picochat"
+
+
+def _resolve_picochat_dir():
+    raw = os.environ.get("PICOCHAT_DIR")
+    path = Path(raw).expanduser().resolve() if raw else DEFAULT_PICOCHAT_DIR
+    if not (path / "picochat" / "gpt.py").is_file():
+        source = f"PICOCHAT_DIR={raw!r}" if raw else "the built-in template"
+        raise pytest.UsageError(
+            f"picochat codebase not found: {path / 'picochat' / 'gpt.py'} does not exist ({source}). "
+            "Set PICOCHAT_DIR to the directory that contains the picochat/ package."
+        )
+    return path
+
+
+PICOCHAT_DIR = _resolve_picochat_dir()
+
+# a `picochat` imported earlier from somewhere else would silently shadow the copy under test
+_already = sys.modules.get("picochat")
+if _already is not None:
+    _origin = Path(getattr(_already, "__file__", "") or "").resolve()
+    if PICOCHAT_DIR not in _origin.parents:
+        raise pytest.UsageError(f"picochat was already imported from {_origin}, not from {PICOCHAT_DIR}")
+
+if str(PICOCHAT_DIR) not in sys.path:
+    sys.path.insert(0, str(PICOCHAT_DIR))
+
+
+@pytest.fixture(scope="session")
+def picochat_dir():
+    return PICOCHAT_DIR
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def tiny_config():
+    from picochat.gpt import GPTConfig
+
+    return GPTConfig(
+        vocab_size=128,
+        sequence_len=32,
+        n_layer=2,
+        n_head=4,
+        n_embd=64,
+        dropout=0.0,
+        pad_id=0,
+        attn_impl="explicit",
+    )
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    import torch
+
+    from picochat.gpt import GPT
+
+    torch.manual_seed(0)
+    return GPT(tiny_config).eval()
