@@ -643,19 +643,25 @@ def test_training_order_is_shuffled_and_changes_every_epoch_validation_order_is_
     val = pretraining_loader(stream, 8, 4, SimpleNamespace(rank=0, world_size=1), seed=3, train=False, crop_margin=4)
 
     def two_epochs(loader):
-        orders = {0: [], 1: []}
+        """Window order and each window's first input token, per epoch, as infinite_batches serves them."""
+        orders, starts = {0: [], 1: []}, {0: {}, 1: {}}
         batches = infinite_batches(loader)
         for _ in range(2 * len(loader)):
             epoch, inputs, _ = next(batches)
             orders[epoch] += window_ids(inputs, window)
-        return orders[0], orders[1]
+            starts[epoch].update(zip(window_ids(inputs, window), inputs[:, 0].tolist()))
+        return orders, starts
 
-    t0, t1 = two_epochs(train)
+    orders, train_starts = two_epochs(train)
+    t0, t1 = orders[0], orders[1]
     assert sorted(t0) == sorted(t1) == list(range(n))
     assert t0 != list(range(n)), "training reads the windows in storage order"
     assert t0 != t1, "training order is the same every epoch"
-    v0, v1 = two_epochs(val)
-    assert v0 == v1 == list(range(n))
+    assert train_starts[0] != train_starts[1], "training crops are the same every epoch"
+
+    orders, val_starts = two_epochs(val)
+    assert orders[0] == orders[1] == list(range(n))
+    assert val_starts[0] == val_starts[1], "validation crops change between epochs"
 
 
 def test_resuming_with_skip_continues_the_same_batch_stream():

@@ -57,7 +57,12 @@ def pretraining_loader(tokens, seq_len, batch_size, dist_info, seed, train, crop
         seed=seed,
         drop_last=True,
     )
-    return DataLoader(windows, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=train)
+    # a generator of its own: iterating must not draw from the global one that dropout uses
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        windows, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=train,
+        generator=generator,
+    )
 
 
 def infinite_batches(loader, skip=0):
