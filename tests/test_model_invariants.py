@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from picochat.dataloader import ChatDataset, TokenWindows, infinite_batches, pad_collate, pretraining_loader
 from picochat.engine import Engine, KVCache, sample_next_token
