@@ -6,7 +6,8 @@ from pathlib import Path
 PICOCHAT_DIR = Path(__file__).parent / "templates" / "picochat"
 
 # build outputs and run data never travel with a codebase
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".picochat", ".git")
+IGNORED_NAMES = ("__pycache__", ".picochat", ".git")
+IGNORED = shutil.ignore_patterns("*.pyc", *IGNORED_NAMES)
 
 
 def copy_codebase(source, destination):

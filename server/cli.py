@@ -1,21 +1,50 @@
-"""The `bugdrill` command line.
+"""The `bugdrill` command line. Every command but `demo` takes --json for scripts.
 
-    bugdrill demo [--steps N] [--preset tiny|small]   train the practice codebase in a fresh copy
+    bugdrill demo [--steps N] [--preset tiny|small]     train the practice codebase in a fresh copy
+    bugdrill bugs [--category C] [--priority P] [--difficulty D]
+    bugdrill inject BUG|random --workspace DIR [--variant N] [--seed S] [--codebase builtin|PATH] [--reveal]
+    bugdrill reveal --workspace DIR
+    bugdrill restore --workspace DIR
+    bugdrill check --workspace DIR                      fixed or not, without naming the bug
+    bugdrill export-patches DIR                         one `git apply`-able patch per bug variant
 
-Training runs in a child process with the copy as its working directory, the way a
-candidate would run it; its output streams to this terminal.
+Bad input is one line on stderr and exit status 2; nothing is half-written.
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from bug_catalog.catalog import UnknownBug, load_catalog
+from bug_catalog.checking import run_checks
+from bug_catalog.selection import choose, matching
 from sandbox.codebase import PICOCHAT_DIR, copy_codebase
+from sandbox.workspace import (
+    WorkspaceError, apply_variants, create_workspace, load_answer_key, read_codebase, restore_workspace,
+)
 
 
-def demo(args):
+class UsageError(Exception):
+    pass
+
+
+def emit(args, data, text):
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+def resolve_codebase(name):
+    if name == "builtin":
+        return PICOCHAT_DIR
+    path = Path(name)
+    if not path.is_dir():
+        raise UsageError(f"codebase {name} is not a directory")
+    return path
+
+
+def cmd_demo(args):
     workdir = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="bugdrill-demo-")) / "picochat"
     copy_codebase(PICOCHAT_DIR, workdir)
     print(f"practice codebase copied to {workdir}", file=sys.stderr)
@@ -24,20 +53,118 @@ def demo(args):
     return subprocess.run(command, cwd=workdir).returncode
 
 
+def cmd_bugs(args):
+    records = sorted(matching(args.category, args.priority, args.difficulty), key=lambda r: r.id)
+    data = [{"id": r.id, "slug": r.slug, "title": r.title, "category": r.category, "priority": r.priority,
+             "difficulty": r.difficulty, "variants": len(r.variants), "observable": r.observable,
+             "scenario": r.scenario} for r in records]
+    lines = [f"{r.id:3d}  P{r.priority}  {r.difficulty:<6}  {r.category:<22}  {r.title}" for r in records]
+    emit(args, data, "\n".join(lines) or "no bug matches")
+    return 0
+
+
+def cmd_inject(args):
+    codebase = resolve_codebase(args.codebase)
+    record, variant = choose(args.bug, args.variant, args.seed, category=args.category,
+                             priority=args.priority, difficulty=args.difficulty)
+    key = create_workspace(args.workspace, codebase, [(record, variant)], args.codebase, args.seed)
+    if args.reveal:
+        emit(args, key["bugs"], "\n".join(f"bug {b['id']} ({b['slug']}), variant {b['variant']}\n{b['diff']}"
+                                          for b in key["bugs"]))
+    else:
+        emit(args, {"workspace": key["workspace"]}, f"workspace ready: {key['workspace']}")
+    return 0
+
+
+def cmd_reveal(args):
+    key = load_answer_key(args.workspace)
+    catalog = load_catalog()
+    bugs = [{**{k: v for k, v in b.items() if k != "pristine"}, "title": catalog[b["id"]].title,
+             "explanation": catalog[b["id"]].explanation.strip()} for b in key["bugs"]]
+    text = "\n\n".join(f"bug {b['id']}: {b['title']} (variant {b['variant']})\n{b['diff']}\n{b['explanation']}"
+                       for b in bugs)
+    emit(args, bugs, text)
+    return 0
+
+
+def cmd_restore(args):
+    restored = restore_workspace(args.workspace)
+    emit(args, {"restored": restored}, f"restored {len(restored)} file(s) to pristine")
+    return 0
+
+
+def cmd_check(args):
+    key = load_answer_key(args.workspace)
+    catalog = load_catalog()
+    names = [catalog[b["id"]].check for b in key["bugs"]]
+    results = run_checks(args.workspace, names)
+    fixed = all(results[name]["passed"] for name in names)
+    emit(args, {"fixed": fixed}, "fixed" if fixed else "not fixed")
+    return 0 if fixed else 1
+
+
+def cmd_export_patches(args):
+    out = Path(args.directory)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} already exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    files = read_codebase(PICOCHAT_DIR)
+    written = []
+    for record in sorted(load_catalog().values(), key=lambda r: r.id):
+        for variant in record.variants:
+            bug = apply_variants(dict(files), [(record, variant)])[0]
+            path = out / f"{record.id:02d}-{record.slug}--{variant.name}.patch"
+            path.write_text(bug.diff)
+            written.append(path.name)
+    emit(args, {"patches": written}, f"wrote {len(written)} patches to {out}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="bugdrill", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("demo", help="train the built-in practice codebase in a fresh copy")
+
+    def command(name, handler, help):
+        p = commands.add_parser(name, help=help)
+        p.set_defaults(handler=handler)
+        if name != "demo":
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    p = command("demo", cmd_demo, "train the built-in practice codebase in a fresh copy")
     p.add_argument("--preset", choices=["tiny", "small"], default="tiny")
     p.add_argument("--steps", type=int, default=100, help="optimizer steps")
     p.add_argument("--workspace", default=None, help="directory to copy into (must not exist)")
-    p.set_defaults(handler=demo)
+
+    def filters(p):
+        p.add_argument("--category")
+        p.add_argument("--priority", type=int, choices=[1, 2, 3])
+        p.add_argument("--difficulty", choices=["easy", "medium", "hard"])
+
+    filters(command("bugs", cmd_bugs, "list the catalogue"))
+    p = command("inject", cmd_inject, "make a blind workspace with one bug in it")
+    p.add_argument("bug", help="bug id, slug, or random")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--variant", type=int, help="variant number (default: drawn with the seed)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--codebase", default="builtin", help="builtin or a path")
+    p.add_argument("--reveal", action="store_true", help="print the bug and its diff")
+    filters(p)
+    for name, handler, help in (("reveal", cmd_reveal, "show the bug in a workspace"),
+                                ("restore", cmd_restore, "put a workspace back to pristine"),
+                                ("check", cmd_check, "is the workspace's bug fixed?")):
+        command(name, handler, help).add_argument("--workspace", required=True)
+    command("export-patches", cmd_export_patches, "write one patch per bug variant").add_argument("directory")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    sys.exit(args.handler(args))
+    try:
+        sys.exit(args.handler(args))
+    except (UsageError, WorkspaceError, UnknownBug, ValueError) as error:
+        print(f"bugdrill {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

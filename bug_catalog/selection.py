@@ -1,0 +1,30 @@
+"""Choosing bugs and variants: by id, or at random within filters, reproducibly from a seed."""
+
+import random
+
+from bug_catalog.catalog import get_bug, load_catalog
+
+
+def matching(category=None, priority=None, difficulty=None):
+    return [r for r in load_catalog().values()
+            if (category is None or r.category == category)
+            and (priority is None or r.priority == priority)
+            and (difficulty is None or r.difficulty == difficulty)]
+
+
+def choose(bug, variant=None, seed=None, **filters):
+    """(record, variant) for `bug` (an id, slug or "random"); the variant by 1-based number, or
+    drawn with the seed so that practising twice need not show the same diff."""
+    rng = random.Random(seed)
+    if bug == "random":
+        candidates = matching(**filters)
+        if not candidates:
+            raise ValueError("no bug in the catalogue matches those filters")
+        record = rng.choice(sorted(candidates, key=lambda r: r.id))
+    else:
+        record = get_bug(bug)
+    if variant is None:
+        return record, rng.choice(record.variants)
+    if not 1 <= variant <= len(record.variants):
+        raise ValueError(f"bug {record.id} has variants 1 to {len(record.variants)}, not {variant}")
+    return record, record.variants[variant - 1]

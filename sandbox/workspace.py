@@ -1,0 +1,129 @@
+"""Blind workspaces: a copy of a codebase whose only git commit already contains the bug.
+
+Nothing inside tells the bugged file apart: every file is written once, after injection, in
+path order, with one shared modification time; one commit with a fixed author and the same
+time; no history, no stash, no unreachable objects, no caches. The answer key (bug, variant,
+the edit as a unified diff, the pristine text) goes to the state directory.
+"""
+
+import difflib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import git
+
+from bug_catalog.registry import EDITS, EditError
+from sandbox.codebase import IGNORED_NAMES
+from sandbox.state import answer_key_path
+
+AUTHOR = git.Actor("picochat", "picochat@example.com")
+COMMIT_MESSAGE = "Initial import of picochat"
+
+
+class WorkspaceError(Exception):
+    """Bad input for a workspace operation: the message is for the user, one line."""
+
+
+@dataclass
+class InjectedBug:
+    id: int
+    slug: str
+    variant: str
+    edit: str
+    file: str
+    diff: str
+    pristine: str
+
+
+def read_codebase(codebase):
+    """Every file of a codebase as {relative path: text}, build outputs left out."""
+    files = {}
+    for path in sorted(Path(codebase).rglob("*")):
+        relative = path.relative_to(codebase)
+        if path.is_file() and not any(part in IGNORED_NAMES or part.endswith(".pyc") for part in relative.parts):
+            files[relative.as_posix()] = path.read_text()
+    return files
+
+
+def apply_variants(files, chosen):
+    """Apply each (record, variant) to the in-memory files; returns the InjectedBug list."""
+    injected = []
+    for record, variant in chosen:
+        edit = EDITS[variant.edit]
+        if edit.file not in files:
+            raise WorkspaceError(f"the codebase has no {edit.file}, which bug {record.id} needs")
+        before = files[edit.file]
+        try:
+            after = edit.apply(before)
+        except EditError as error:
+            raise WorkspaceError(f"cannot inject into {edit.file}: {error}") from None
+        files[edit.file] = after
+        diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                            f"a/{edit.file}", f"b/{edit.file}"))
+        injected.append(InjectedBug(record.id, record.slug, variant.name, variant.edit, edit.file, diff, before))
+    return injected
+
+
+def check_destination(workspace):
+    workspace = Path(workspace)
+    if workspace.exists() and (not workspace.is_dir() or any(workspace.iterdir())):
+        raise WorkspaceError(f"{workspace} already exists and is not an empty directory")
+
+
+def write_tree(workspace, files, stamp):
+    workspace.mkdir(parents=True, exist_ok=True)
+    for relative in sorted(files):
+        path = workspace / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[relative])
+    for path in sorted(workspace.rglob("*"), reverse=True):
+        os.utime(path, (stamp, stamp))
+    os.utime(workspace, (stamp, stamp))
+
+
+def commit_tree(workspace, stamp):
+    """One commit made by git itself, so its reflog reads like any repository's first commit."""
+    repo = git.Repo.init(workspace, initial_branch="main")
+    date = f"{stamp} +0000"
+    env = {"GIT_AUTHOR_NAME": AUTHOR.name, "GIT_AUTHOR_EMAIL": AUTHOR.email, "GIT_AUTHOR_DATE": date,
+           "GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email, "GIT_COMMITTER_DATE": date}
+    repo.git.add("--all")
+    repo.git.commit("--quiet", "--no-verify", "-m", COMMIT_MESSAGE, env=env)
+    repo.close()
+
+
+def create_workspace(workspace, codebase, chosen, codebase_name="builtin", seed=None):
+    """Write a blind workspace with the chosen (record, variant) pairs injected; store the key."""
+    workspace = Path(workspace).resolve()
+    check_destination(workspace)
+    files = read_codebase(codebase)
+    injected = apply_variants(files, chosen)  # may fail: nothing written yet
+    stamp = int(time.time())
+    write_tree(workspace, files, stamp)
+    commit_tree(workspace, stamp)
+    key = {"workspace": str(workspace), "codebase": codebase_name, "codebase_path": str(codebase),
+           "seed": seed, "bugs": [asdict(bug) for bug in injected]}
+    path = answer_key_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(key, indent=2))
+    return key
+
+
+def load_answer_key(workspace):
+    path = answer_key_path(workspace)
+    if not path.exists():
+        raise WorkspaceError(f"{workspace} is not a workspace bugdrill made (no answer key for it)")
+    return json.loads(path.read_text())
+
+
+def restore_workspace(workspace):
+    """Put every bugged file back to its pristine text; returns the files restored."""
+    key = load_answer_key(workspace)
+    restored = []
+    for bug in key["bugs"]:
+        (Path(workspace) / bug["file"]).write_text(bug["pristine"])
+        restored.append(bug["file"])
+    return restored
