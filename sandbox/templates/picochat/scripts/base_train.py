@@ -238,7 +238,8 @@ def main():
         for i in range(args.num_samples):
             out = engine.generate([tokenizer.bos_id], max_tokens=args.sequence_len - 1, temperature=1.0,
                                   top_k=50, seed=args.seed + i, stop_id=tokenizer.bos_id)
-            print0(dist_info, f"sample {i}: {tokenizer.decode(out)!r}")
+            text = tokenizer.decode([t for t in out if t != tokenizer.bos_id])
+            print0(dist_info, f"sample {i}: {text!r}")
     print0(
         dist_info,
         f"summary | steps: {step} | final train loss: {step_loss.item():.4f} | "
