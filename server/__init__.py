@@ -1,1 +1,1 @@
-"""bugdrill's command line and (soon) its MCP server."""
+"""bugdrill's command line and its MCP server (app.py; the tools are in tools/)."""

@@ -7,6 +7,8 @@
     bugdrill restore --workspace DIR
     bugdrill check --workspace DIR                      fixed or not, without naming the bug
     bugdrill export-patches DIR                         one `git apply`-able patch per bug variant
+    bugdrill serve [--role interviewer|candidate] [--interview ID] [--http [--host H] [--port N]]
+                   [--workspaces DIR] [--max-verify N]  the MCP server (stdio by default)
 
 Bad input is one line on stderr and exit status 2; nothing is half-written.
 """
@@ -120,6 +122,30 @@ def cmd_export_patches(args):
     return 0
 
 
+def cmd_serve(args):
+    """The MCP server. stdout belongs to the protocol (stdio), so everything else goes to stderr."""
+    import logging
+
+    from server.app import build_server
+    from server.interviews import InterviewError
+
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="bugdrill %(levelname)s %(message)s")
+    if args.interview and args.role != "candidate":
+        raise UsageError("--interview binds a candidate server to one interview: use it with --role candidate")
+    if args.max_verify is not None and args.max_verify < 1:
+        raise UsageError("--max-verify must be at least 1")
+    try:
+        server = build_server(args.role, args.interview, args.workspaces, args.max_verify)
+    except InterviewError as error:
+        raise UsageError(str(error)) from None
+    if args.http:
+        print(f"bugdrill serve: {args.role} server on http://{args.host}:{args.port}/mcp", file=sys.stderr)
+        server.run("streamable-http", host=args.host, port=args.port)
+    else:
+        server.run("stdio")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="bugdrill", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +181,17 @@ def build_parser():
                                 ("check", cmd_check, "is the workspace's bug fixed?")):
         command(name, handler, help).add_argument("--workspace", required=True)
     command("export-patches", cmd_export_patches, "write one patch per bug variant").add_argument("directory")
+    p = commands.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP with --http)")
+    p.set_defaults(handler=cmd_serve)
+    p.add_argument("--role", choices=["interviewer", "candidate"], default="interviewer",
+                   help="candidate: no reveal, no answer key, no catalogue locations (for agents under evaluation)")
+    p.add_argument("--interview", metavar="ID", help="candidate only: serve this one interview and nothing else")
+    p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP address (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port")
+    p.add_argument("--workspaces", metavar="DIR", help="where new workspaces go (default: <state dir>/workspaces)")
+    p.add_argument("--max-verify", type=int, metavar="N", help="verify_fix calls allowed per interview")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 

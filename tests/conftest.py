@@ -75,3 +75,11 @@ def tiny_model(tiny_config):
 
     torch.manual_seed(0)
     return GPT(tiny_config).eval()
+
+
+@pytest.fixture
+def server_state(tmp_path, monkeypatch):
+    """A state directory of its own for a server under test; torch subprocesses on one thread."""
+    monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path / "state"

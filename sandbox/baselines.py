@@ -1,0 +1,83 @@
+"""Baselines: the pristine codebase run with the same scenario, flags and seed, cached.
+
+The key holds everything that changes the numbers: the codebase's content, the request
+(scenario, steps, flags, seed, threads), the torch version and the machine's accelerator.
+A band of other seeds says how far two pristine runs differ, so "slower than baseline" is
+judged against noise rather than against an arbitrary margin.
+"""
+
+import fcntl
+import hashlib
+import json
+import shutil
+from contextlib import contextmanager
+
+from sandbox.codebase import copy_codebase
+from sandbox.state import state_dir
+from sandbox.training import Training, TrainingRequest, load_training, train
+from sandbox.workspace import read_codebase
+
+BAND_SEEDS = (1042, 2042)
+MIN_TOLERANCE = 0.02
+
+
+def codebase_digest(codebase):
+    digest = hashlib.sha256()
+    for path, text in read_codebase(codebase).items():
+        digest.update(path.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def machine_signature():
+    import torch  # only for its version and whether an accelerator is there
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {"torch": torch.__version__, "device": device}
+
+
+def baseline_key(codebase, request: TrainingRequest):
+    material = {"codebase": codebase_digest(codebase), "request": request.model_dump(exclude={"wall_s", "memory_mb"}),
+                **machine_signature()}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@contextmanager
+def locked(path):
+    """One process builds a given baseline; the others wait and then read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def baseline(codebase, request: TrainingRequest, on_progress=None) -> Training:
+    """The cached pristine training for this request, run now if there is none yet."""
+    key = baseline_key(codebase, request)
+    root = state_dir() / "baselines"
+    entry = root / f"{key}.json"
+    with locked(root / f"{key}.lock"):
+        if entry.exists():
+            return load_training(json.loads(entry.read_text())["training"])
+        workspace = root / key / "workspace"
+        shutil.rmtree(workspace, ignore_errors=True)
+        copy_codebase(codebase, workspace)
+        training = train(workspace, request, on_progress=on_progress, label="baseline")
+        entry.write_text(json.dumps({"training": training.id, "request": request.model_dump()}))
+        return training
+
+
+def band(codebase, request: TrainingRequest, on_progress=None) -> list[Training]:
+    """Pristine trainings of the same request with other seeds."""
+    return [baseline(codebase, request.model_copy(update={"seed": seed}), on_progress) for seed in BAND_SEEDS]
+
+
+def tolerance_from(final_values):
+    """Relative spread of the final losses of pristine runs with different seeds, doubled."""
+    values = [v for v in final_values if v and v > 0]
+    if len(values) < 2:
+        return MIN_TOLERANCE
+    centre = sum(values) / len(values)
+    return max(MIN_TOLERANCE, 2 * (max(values) - min(values)) / centre)

@@ -1,0 +1,82 @@
+"""PNG plots of a run's curves beside its baseline (matplotlib, Agg: no display needed)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from sandbox.rundata import finite  # noqa: E402
+from sandbox.views import png_bytes  # noqa: E402
+
+RUN_STYLE = dict(color="tab:red", label="this run", linewidth=1.4)
+BASE_STYLE = dict(color="0.45", label="baseline", linewidth=1.2, linestyle="--")
+
+
+def curve(axis, series, style):
+    points = [(s, v) for s, v in series if finite(v)]
+    if points:
+        axis.plot([s for s, _ in points], [v for _, v in points], **style)
+
+
+def paired(axes_title, pairs, run, baseline, log_scale=False):
+    """One panel per (title, series getter) with the run and the baseline."""
+    figure, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.4), squeeze=False)
+    for axis, (title, getter) in zip(axes[0], pairs):
+        curve(axis, getter(run), RUN_STYLE)
+        if baseline is not None:
+            curve(axis, getter(baseline), BASE_STYLE)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("step")
+        if log_scale:
+            axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(axes_title, fontsize=11)
+    data = png_bytes(figure)
+    plt.close(figure)
+    return data
+
+
+def logged(key):
+    return lambda run: [(r["step"], r.get(key)) for r in run.log.train]
+
+
+def per_module(title, run, key, field=None):
+    details = [d for d in run.details if d.get(key)]
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    modules = list(details[-1][key]) if details else []
+    for module in modules:
+        points = [(d["step"], d[key].get(module)) for d in details]
+        if field:
+            points = [(s, v.get(field) if isinstance(v, dict) else None) for s, v in points]
+        curve(axis, points, dict(label=module, linewidth=1.2))
+    axis.set_title(title, fontsize=10)
+    axis.set_xlabel("step")
+    axis.grid(alpha=0.3)
+    if modules:
+        axis.legend(fontsize=7, ncol=2)
+    data = png_bytes(figure)
+    plt.close(figure)
+    return data
+
+
+def plot(name, run, baseline):
+    if name == "log":
+        return paired("training log", [("loss", lambda r: r.loss_series()), ("learning rate", logged("lr"))],
+                      run, baseline)
+    if name == "grad_norms":
+        return paired("gradient norm", [("global grad norm (probe)", lambda r: r.probe_series("grad_norm")),
+                                        ("grad norm as logged", logged("grad norm"))], run, baseline, log_scale=True)
+    if name == "memory":
+        return paired("memory", [("resident MB", lambda r: r.probe_series("rss_mb"))], run, baseline)
+    if name == "throughput":
+        return paired("throughput", [("step ms", lambda r: r.probe_series("dt_ms")),
+                                     ("tokens/s", lambda r: r.probe_series("tokens_per_s"))], run, baseline)
+    if name == "eval":
+        return paired("validation", [("val loss", lambda r: r.val_series()),
+                                     ("val bpb", lambda r: r.val_series("val bpb"))], run, baseline)
+    if name == "attention":
+        return per_module("attention entropy per layer (nats)", run, "attention", "entropy")
+    if name == "activations":
+        return per_module("RMS of each block's output", run, "act_rms")
+    raise ValueError(name)

@@ -1,0 +1,65 @@
+"""bugdrill's MCP server: ML-debugging interviews on a codebase with a silently injected bug.
+
+Design, in the manner of the reference servers (mcp-server-git, mcp-server-time):
+
+* One MCPServer per role. `interviewer` has everything; `candidate` (what an agent under evaluation
+  gets) can list the catalogue without locations, start, read, search, edit, verify, diagnose and ask
+  for hints, but has no reveal tool, no resources, no interviewer prompts, and result models without
+  interviewer fields: what it cannot see is not hidden, it does not exist. A candidate server started
+  for one interview (`--interview ID`) serves only that interview and cannot start another.
+* Tools are thin: each group (server/tools/*.py) has `register(server, ctx)` and calls into
+  server/interviews.py, which knows nothing of MCP. Tool parameters are annotated with pydantic
+  `Field` constraints, so bad types and ranges are refused by the SDK before a tool runs; results
+  are pydantic models, sent as structured content.
+* Errors: a failure the caller can act on (unknown bug or interview, a path outside the workspace,
+  an ended interview, the verification limit) is raised as InterviewError, FileAccessError,
+  WorkspaceError or UnknownBug and turned into ToolError in one place (context.add_tool): the client
+  gets an `is_error` result with a message that says what to do. Anything else is a bug of ours: the
+  SDK answers "Error executing tool X" and logs the traceback (to stderr; stdout is the protocol's).
+* State: SQLite in the state directory (server/store.py), written before a tool returns, so a server
+  killed mid-interview and started again continues. Calls on one interview are serialised.
+* Seams: verify_fix runs ctx.verify_stages (append a short run against baseline there); training and
+  telemetry tools are one more module in server/tools with a `register` function (see GROUPS).
+"""
+
+import logging
+
+from mcp.server.mcpserver import MCPServer
+
+from server import prompts
+from server.context import ServerContext
+from server.interviews import Interviews
+from server.store import Store
+from server.tools import GROUPS
+
+INSTRUCTIONS = {
+    "interviewer": (
+        "bugdrill runs ML-debugging mock interviews on a GPT training codebase with a silently injected bug. "
+        "Use the prompts code_review_interview or production_debugging_interview for the interviewer's script, "
+        "self_practice for the practice guide's Method 1. start_interview makes a blind workspace; never tell the "
+        "candidate which bug it is until the interview is over (reveal)."),
+    "candidate": (
+        "You are the candidate in an ML-debugging interview: a GPT training codebase has a bug in it. Read and "
+        "search the workspace, edit it, verify_fix to check a fix, submit_diagnosis with file, line and what is "
+        "wrong, get_hint when stuck. interview_status shows the clock."),
+}
+
+
+def build_server(role="interviewer", interview_id=None, workspaces_root=None, max_verify=None, store=None):
+    """An MCPServer for one role over the state directory ($BUGDRILL_STATE_DIR or the user's data dir).
+
+    interview_id binds a candidate server to one interview; workspaces_root is where new workspaces go
+    (default: <state dir>/workspaces); max_verify limits verify_fix calls per interview."""
+    if role not in INSTRUCTIONS:
+        raise ValueError(f"role must be interviewer or candidate, not {role!r}")
+    interviews = Interviews(store or Store(), workspaces_root)
+    if interview_id is not None:
+        interviews.get(interview_id)  # an unknown id fails here, before any client connects
+    ctx = ServerContext(role=role, interviews=interviews, bound_interview=interview_id, max_verify=max_verify)
+    server = MCPServer("bugdrill", instructions=INSTRUCTIONS[role], log_level="WARNING")
+    for group in GROUPS:
+        group.register(server, ctx)
+    prompts.register(server, ctx)
+    server.bugdrill = ctx  # the seam for tools added after build (tests and the training tools reach it here)
+    logging.getLogger(__name__).info("bugdrill %s server ready", role)
+    return server

@@ -1,0 +1,379 @@
+"""Interviews: a blind workspace with its answer key, a clock, and everything done in it.
+
+No MCP here; the server's tools are thin calls into this module. A failure the caller can act on
+raises InterviewError (or the workspace's and the catalogue's own errors), which the server turns
+into a tool error. Every state change is written to the store before the method returns. Calls on
+one interview are serialised by `lock` (a thread lock plus an flock, so two server processes on one
+state directory serialise too); different interviews never share a workspace or a lock.
+"""
+
+import fcntl
+import random
+import re
+import secrets
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bug_catalog.catalog import get_bug, load_catalog
+from bug_catalog.checking import run_checks
+from bug_catalog.registry import CHECKS, EDITS
+from bug_catalog.selection import choose, matching
+from sandbox.codebase import PICOCHAT_DIR
+from sandbox.state import state_dir
+from sandbox.workspace import WorkspaceError, create_workspace, load_answer_key, read_codebase
+from server import grading, locate, snippet
+from server.store import Store
+
+INTERVIEW_ID = re.compile(r"^[0-9a-f]{12}$")
+DEFAULT_TIME_LIMIT_S = 20 * 60
+KINDS = ("code_review", "production_debugging", "practice")
+
+# hints for an interview with no bug (a control): the same shape as a record's ladder
+GENERIC_HINTS = [
+    "Compare a short run with the baseline before reading code: loss, val loss, lr and grad norm.",
+    "Walk one training step from batch to zero_grad and check each stage against what it should do.",
+    "Check the parts bugs usually hide in: masking, scaling, schedules, data order and evaluation.",
+]
+
+
+class InterviewError(Exception):
+    """Something the caller asked that this interview cannot do; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class Clock:
+    elapsed_s: int
+    limit_s: int
+    remaining_s: int
+    over_time: bool
+    note: str
+
+
+def _mmss(seconds):
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+@dataclass
+class Interview:
+    id: str
+    kind: str
+    bugs: list
+    codebase: str
+    seed: int
+    workspace: Path
+    time_limit_s: int
+    snippet: list
+    started: float
+    ended: float | None
+    verdict: str | None
+    time_to_find_s: float | None
+
+    @classmethod
+    def from_row(cls, row):
+        return cls(**{**row, "workspace": Path(row["workspace"])})
+
+    @property
+    def is_open(self):
+        return self.ended is None
+
+    def clock(self, now=None):
+        now = self.ended or (time.time() if now is None else now)
+        elapsed = max(0, int(now - self.started))
+        remaining = max(0, self.time_limit_s - elapsed)
+        over = elapsed > self.time_limit_s
+        if over:
+            note = (f"over the {_mmss(self.time_limit_s)} limit by {_mmss(elapsed - self.time_limit_s)}: a real "
+                    "interview would move on now (the tools keep working)")
+        else:
+            note = f"{_mmss(elapsed)} of {_mmss(self.time_limit_s)} used"
+        return Clock(elapsed, self.time_limit_s, remaining, over, note)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One part of a verification: a bug's behavioural check, or (later) a short run against baseline."""
+    name: str
+    passed: bool
+    detail: str = ""
+    bug_id: int | None = None  # None: the stage is about the whole workspace
+
+
+def bug_checks(interview, key, report=None):
+    """The default verification stage: each injected bug's behavioural check, in one child process.
+    An interview with no bug runs one decoy check (drawn from its seed), so timing tells nothing."""
+    catalog = load_catalog()
+    names = [catalog[b["id"]].check for b in key["bugs"]]
+    if not names:
+        names = [random.Random(f"decoy:{interview.seed}").choice(sorted(CHECKS))]
+    if report:
+        report(0, 1, "running the checks")
+    results = run_checks(str(interview.workspace), sorted(set(names)))
+    stages = []
+    for bug in key["bugs"]:
+        name = catalog[bug["id"]].check
+        stages.append(StageResult(name, results[name]["passed"], results[name]["detail"], bug["id"]))
+    if not key["bugs"]:
+        stages = [StageResult(names[0], results[names[0]]["passed"], results[names[0]]["detail"])]
+    if report:
+        report(1, 1, "checks done")
+    return stages
+
+
+class Interviews:
+    def __init__(self, store=None, workspaces_root=None):
+        self.store = store or Store()
+        self.workspaces_root = Path(workspaces_root) if workspaces_root else state_dir() / "workspaces"
+        self.locks_dir = self.store.path.parent / "locks"
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        self._guard = threading.Lock()
+        self._thread_locks = {}
+
+    # lookup and locking
+
+    def get(self, interview_id):
+        if not isinstance(interview_id, str) or not INTERVIEW_ID.match(interview_id):
+            raise InterviewError(f"{interview_id!r} is not an interview id (12 hex digits, as start_interview "
+                                 "returns); interview_status lists the interviews")
+        row = self.store.interview(interview_id)
+        if row is None:
+            raise InterviewError(f"unknown interview {interview_id}: interview_status lists the interviews, "
+                                 "start_interview starts one")
+        return Interview.from_row(row)
+
+    def require_open(self, interview_id):
+        interview = self.get(interview_id)
+        if not interview.is_open:
+            raise InterviewError(f"interview {interview_id} has ended ({interview.verdict}); start_interview "
+                                 "starts a new one")
+        return interview
+
+    def all(self, ids=None):
+        return [Interview.from_row(r) for r in self.store.interviews(ids)]
+
+    @contextmanager
+    def lock(self, interview_id):
+        """Serialise calls on one interview (threads of this server, and other servers on this state)."""
+        self.get(interview_id)  # validates the id before it names a file
+        with self._guard:
+            thread_lock = self._thread_locks.setdefault(interview_id, threading.Lock())
+        with thread_lock, open(self.locks_dir / f"{interview_id}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def key(self, interview):
+        try:
+            return load_answer_key(interview.workspace)
+        except WorkspaceError:
+            raise InterviewError(f"the answer key of interview {interview.id} is missing from the state "
+                                 "directory; start a new interview") from None
+
+    def record(self, interview_id, kind, payload):
+        return self.store.add_event(interview_id, kind, payload)
+
+    # starting
+
+    def _codebase(self, codebase):
+        if codebase == "builtin":
+            return PICOCHAT_DIR
+        path = Path(codebase).expanduser()
+        if not path.is_absolute() or not path.is_dir():
+            raise InterviewError(f"codebase must be 'builtin' or the absolute path of a directory, not {codebase!r}")
+        return path
+
+    def _choose(self, kind, bug, variant, seed, codebase, **filters):
+        if str(bug) != "random":
+            return choose(str(bug), variant, seed)
+        if variant is not None:  # its range would tell which bug was drawn
+            raise InterviewError("a variant number needs a specific bug; with bug='random' the variant is drawn too")
+        candidates = [r for r in matching(**filters)
+                      if codebase in r.codebases or codebase != "builtin"
+                      if kind == "practice" or kind in r.interview_types]
+        if not candidates:
+            raise InterviewError("no bug in the catalogue matches those filters for this kind of interview; "
+                                 "list_bugs shows what there is")
+        record = random.Random(f"bug:{seed}").choice(sorted(candidates, key=lambda r: r.id))
+        return choose(str(record.id), variant, seed)
+
+    def start(self, kind, bug="random", variant=None, seed=None, category=None, priority=None, difficulty=None,
+              codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S):
+        if kind not in KINDS:
+            raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        source = self._codebase(codebase)
+        try:
+            chosen = [self._choose(kind, bug, variant, seed, codebase, category=category, priority=priority,
+                                   difficulty=difficulty)]
+        except ValueError as error:  # a variant out of range
+            raise InterviewError(str(error)) from None
+        interview_id = secrets.token_hex(6)
+        workspace = self.workspaces_root / interview_id / (source.name if codebase != "builtin" else "picochat")
+        try:
+            key = create_workspace(workspace, source, chosen, codebase, seed)
+        except (UnicodeDecodeError, OSError) as error:  # a custom codebase with binary or unreadable files
+            raise InterviewError(f"cannot copy the codebase {codebase!r}: {error}") from None
+        homes = {e.file for e in EDITS.values()}
+        home_files = {} if key["bugs"] else {p: t for p, t in read_codebase(source).items() if p in homes}
+        row = {"id": interview_id, "kind": kind, "bugs": [{"id": b["id"], "variant": b["variant"]} for b in key["bugs"]],
+               "codebase": codebase, "seed": seed, "workspace": key["workspace"], "time_limit_s": int(time_limit_s),
+               "snippet": snippet.plan(key["bugs"], seed, home_files), "started": time.time(), "ended": None,
+               "verdict": None, "time_to_find_s": None}
+        with self.store.transaction() as db:
+            self.store.insert_interview(row, db=db)
+            for bug_entry in row["bugs"]:
+                self.store.count_attempt(bug_entry["id"], db=db)
+        return Interview.from_row(row)
+
+    # what the candidate can ask for
+
+    def snippet(self, interview):
+        """[(path, first, last, numbered code)] of the interview's code-review windows."""
+        key = self.key(interview)
+        texts = {b["file"]: locate.bugged_text(b) for b in key["bugs"]}
+        if not texts:
+            texts = read_codebase(key["codebase_path"])
+        return [(w["path"], w["first"], w["last"], snippet.render(w, texts[w["path"]])) for w in interview.snippet]
+
+    def hint(self, interview_id):
+        """(number, ladder length, hint texts: one per bug) of the next hint; recorded."""
+        with self.lock(interview_id):
+            interview = self.require_open(interview_id)
+            catalog = load_catalog()
+            ladders = [catalog[b["id"]].hints for b in interview.bugs] or [GENERIC_HINTS]
+            total = min(len(ladder) for ladder in ladders)
+            number = self.store.count_events(interview_id, "hint") + 1
+            if number > total:
+                raise InterviewError(f"all {total} hints have been used; submit_diagnosis or end_interview")
+            self.record(interview_id, "hint", {"number": number})
+            return number, total, [ladder[number - 1] for ladder in ladders]
+
+    def targets(self, interview):
+        catalog = load_catalog()
+        targets = []
+        for bug in self.key(interview)["bugs"]:
+            record = catalog[bug["id"]]
+            text = locate.bugged_text(bug)
+            marks = locate.anchors(bug["diff"])
+            names = locate.enclosing_functions(text, marks)
+            all_functions = tuple(name for name, _, _ in locate.functions(text))
+            if record.file == bug["file"]:
+                names.add(record.function)
+            targets.append(grading.Target(record.id, record.title, record.explanation.strip(), bug["file"],
+                                          tuple(marks), frozenset(names), all_functions,
+                                          tuple(tuple(g) for g in record.cause_terms)))
+        return targets
+
+    def diagnose(self, interview_id, file, line, function, text):
+        """(grade, number of diagnoses so far). A correct diagnosis before any reveal counts as found."""
+        with self.lock(interview_id):
+            interview = self.require_open(interview_id)
+            result = grading.grade(self.targets(interview), file, line, function, text)
+            revealed = self.store.count_events(interview_id, "reveal") > 0
+            now = time.time()
+            with self.store.transaction() as db:
+                self.store.add_event(interview_id, "diagnosis", {
+                    "file": file, "line": line, "function": function, "what_is_wrong": text,
+                    "location_right": result.location_right, "cause_right": result.cause_right,
+                    "score": result.score, "bug_id": result.target.bug_id if result.target else None,
+                    "after_reveal": revealed}, db=db, at=now)
+                if result.found and not revealed:
+                    self.store.set_time_to_find(interview_id, now - interview.started, db=db)
+                    self.store.raise_status(result.target.bug_id, "found", now - interview.started, db=db)
+            return result, self.store.count_events(interview_id, "diagnosis")
+
+    def verify(self, interview_id, max_verify=None, stages=(bug_checks,), report=None):
+        """(fixed, stage results, verifications used). Counted, and limited by max_verify."""
+        with self.lock(interview_id):
+            interview = self.require_open(interview_id)
+            used = self.store.count_events(interview_id, "verify")
+            if max_verify is not None and used >= max_verify:
+                raise InterviewError(f"the verification limit is reached ({used} of {max_verify} used); "
+                                     "submit_diagnosis or end_interview")
+            key = self.key(interview)
+            results = [r for stage in stages for r in stage(interview, key, report)]
+            fixed = all(r.passed for r in results)
+            with self.store.transaction() as db:
+                self.store.add_event(interview_id, "verify", {"fixed": fixed, "stages": [
+                    {"name": r.name, "passed": r.passed, "detail": r.detail, "bug_id": r.bug_id} for r in results]},
+                    db=db)
+                for bug in interview.bugs:
+                    if all(r.passed for r in results if r.bug_id in (None, bug["id"])):
+                        self.store.raise_status(bug["id"], "fixed", db=db)
+            return fixed, results, used + 1
+
+    def reveal(self, interview_id):
+        """Everything about the interview's bugs; recorded. Works on ended interviews too."""
+        with self.lock(interview_id):
+            interview = self.get(interview_id)
+            catalog = load_catalog()
+            revealed = []
+            for bug in self.key(interview)["bugs"]:
+                record = catalog[bug["id"]]
+                variant = next((v for v in record.variants if v.name == bug["variant"]), None)
+                revealed.append({
+                    "id": record.id, "slug": record.slug, "title": record.title, "category": record.category,
+                    "priority": record.priority, "difficulty": record.difficulty, "variant": bug["variant"],
+                    "variant_description": variant.description if variant else "", "file": bug["file"],
+                    "diff": bug["diff"], "explanation": record.explanation.strip(), "symptom": record.symptom.strip(),
+                    "investigation": list(record.investigation), "hints": list(record.hints)})
+            self.record(interview_id, "reveal", {"bugs": [b["id"] for b in revealed]})
+            return interview, revealed
+
+    def note(self, interview_id=None, bug=None, symptoms="", key_learning=""):
+        """Add the guide's per-bug note (symptoms observed, key learning) to an interview's bugs, or to
+        one bug by id or slug; returns the bug ids noted against."""
+        note = {"time": time.time(), "interview_id": interview_id, "symptoms": symptoms, "key_learning": key_learning}
+        if interview_id is None:
+            bug_id = get_bug(bug).id
+            self.store.add_note(bug_id, note)
+            return [bug_id]
+        with self.lock(interview_id):
+            interview = self.get(interview_id)
+            with self.store.transaction() as db:
+                self.store.add_event(interview_id, "note", {"symptoms": symptoms, "key_learning": key_learning},
+                                     db=db)
+                for entry in interview.bugs:
+                    self.store.add_note(entry["id"], note, db=db)
+            return [entry["id"] for entry in interview.bugs]
+
+    # summary and end
+
+    def summary(self, interview):
+        events = self.store.events(interview.id)
+        kinds = [e["kind"] for e in events]
+        first_reveal = next((e["id"] for e in events if e["kind"] == "reveal"), None)
+        found_ids = {e["payload"]["bug_id"] for e in events if e["kind"] == "diagnosis"
+                     and e["payload"]["location_right"] and e["payload"]["cause_right"]
+                     and (first_reveal is None or e["id"] < first_reveal)}
+        verifies = [e for e in events if e["kind"] == "verify"]
+        found = bool(interview.bugs) and all(b["id"] in found_ids for b in interview.bugs)
+        fixed = bool(verifies) and verifies[-1]["payload"]["fixed"]
+        if found and fixed:
+            verdict = "solved"
+        elif found:
+            verdict = "found"
+        elif fixed:
+            verdict = "fixed"
+        elif first_reveal is not None:
+            verdict = "revealed"
+        else:
+            verdict = "unsolved"
+        return {"hints_used": kinds.count("hint"), "diagnoses": kinds.count("diagnosis"),
+                "verifies": kinds.count("verify"), "edits": kinds.count("edit"), "runs": kinds.count("run"),
+                "found": found, "fixed": fixed, "revealed": first_reveal is not None,
+                "verdict": interview.verdict or verdict, "events": events}
+
+    def end(self, interview_id):
+        with self.lock(interview_id):
+            interview = self.require_open(interview_id)
+            summary = self.summary(interview)
+            now = time.time()
+            with self.store.transaction() as db:
+                self.store.add_event(interview_id, "end", {"verdict": summary["verdict"]}, db=db, at=now)
+                self.store.end_interview(interview_id, now, summary["verdict"], db=db)
+            return self.get(interview_id), summary

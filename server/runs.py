@@ -1,0 +1,146 @@
+"""Training runs of an interview, with no MCP in it: run, classify against baseline, view.
+
+The run an interview opens with is the one the catalogue measured for its bug (scenario, steps,
+flags); the candidate may run any scenario with their own flags. Every run is recorded as a
+`run` event of its interview, and a run can only be viewed through the interview that made it.
+One run at a time per interview: a second one is refused, not queued.
+"""
+
+import fcntl
+from contextlib import contextmanager
+
+from bug_catalog.catalog import load_catalog
+from sandbox import baselines
+from sandbox.codebase import PICOCHAT_DIR
+from sandbox.runner import RunError, read_log
+from sandbox.scenarios import ScenarioError
+from sandbox.symptoms import SEVERE, classify
+from sandbox.training import TrainingRequest, describe_request, load_training, train, training_data
+from sandbox.views import ViewError, render
+from server.interviews import InterviewError, StageResult
+
+# what a fix must not do to a short pristine-sized run: the same for every bug (no oracle)
+SANITY_REQUEST = TrainingRequest(scenario="base", steps=30, args=["--num_samples=0", "--eval_every=15"])
+BROKEN = SEVERE | {"below_entropy_floor", "slower_than_baseline", "stopped_early"}
+
+
+def default_request(key):
+    """The run the catalogue measured for the (first) injected bug; a plain base run with none."""
+    if not key["bugs"]:
+        return TrainingRequest()
+    record = load_catalog()[key["bugs"][0]["id"]]
+    variant = next(v for v in record.variants if v.name == key["bugs"][0]["variant"])
+    return TrainingRequest(scenario=variant.scenario or record.scenario, steps=record.run_steps,
+                           args=[*record.run_args, *variant.run_args])
+
+
+def codebase_of(key):
+    return PICOCHAT_DIR if key.get("codebase", "builtin") == "builtin" else key["codebase_path"]
+
+
+class Runs:
+    def __init__(self, interviews):
+        self.interviews = interviews
+
+    @contextmanager
+    def exclusive(self, interview_id):
+        """Refuse a second run on an interview while one is going (in this or another server)."""
+        with open(self.interviews.locks_dir / f"{interview_id}.run.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InterviewError(f"a training run is already in progress on interview {interview_id}; "
+                                     "wait for it to finish (list_runs shows it)") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def request(self, interview, scenario=None, steps=None, args=None, seed=None):
+        base = default_request(self.interviews.key(interview))
+        if scenario is not None and scenario != base.scenario:
+            base = TrainingRequest(scenario=scenario)
+        update = {k: v for k, v in (("steps", steps), ("seed", seed)) if v is not None}
+        if args is not None:
+            update["args"] = [*base.args, *args]
+        return base.model_copy(update=update)
+
+    def run(self, interview_id, scenario=None, steps=None, args=None, seed=None, report=None):
+        """(training, incident, commands) of a new run of the interview's workspace."""
+        interview = self.interviews.require_open(interview_id)
+        try:
+            request = self.request(interview, scenario, steps, args, seed)
+            commands = describe_request(request)
+        except ScenarioError as error:
+            raise InterviewError(str(error)) from None
+        key = self.interviews.key(interview)
+        with self.exclusive(interview_id):
+            progress = stage_progress(report)
+            base = baselines.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
+            training = train(interview.workspace, request, on_progress=progress("training"))
+            incident = classify(training_data(training), training_data(base))
+            self.interviews.record(interview_id, "run", {
+                "training": training.id, "baseline": base.id, "state": training.state,
+                "request": request.model_dump(), "classes": incident.classes, "summary": incident.summary})
+        return training, incident, commands
+
+    def owned(self, interview_id, run_id):
+        """The interview's run `run_id` (and its request's baseline), or a clear error."""
+        interview = self.interviews.get(interview_id)
+        events = self.interviews.store.events(interview_id, "run")
+        match = next((e for e in events if e["payload"].get("training") == run_id), None)
+        if match is None:
+            raise InterviewError(f"interview {interview_id} has no run {run_id!r}; list_runs shows its runs")
+        try:
+            return interview, load_training(run_id), load_training(match["payload"]["baseline"])
+        except RunError as error:
+            raise InterviewError(f"the files of run {run_id} are gone: {error}") from None
+
+    def list(self, interview_id):
+        self.interviews.get(interview_id)
+        return [e["payload"] for e in self.interviews.store.events(interview_id, "run")]
+
+    def view(self, interview_id, run_id, name, every=None, image=False):
+        _, training, base = self.owned(interview_id, run_id)
+        try:
+            view = render(name, training_data(training), training_data(base), every=every, image=image)
+        except ViewError as error:
+            raise InterviewError(str(error)) from None
+        self.interviews.record(interview_id, "view", {"run": run_id, "view": name, "image": image})
+        return view
+
+
+def stage_progress(report):
+    """on_progress callbacks for train(): the last logged step of the stage running, as progress."""
+    def for_phase(phase):
+        if report is None:
+            return None
+
+        def on_progress(index, count, result):
+            step, total = last_logged_step(result.run_id)
+            stage = f" (stage {index + 1} of {count})" if count > 1 else ""
+            report(step, total, f"{phase}{stage}: step {step} of {total}" if total else f"{phase}{stage}")
+        return on_progress
+    return for_phase
+
+
+def last_logged_step(run_id):
+    from sandbox.logparse import TRAIN_HEAD
+
+    for line in reversed(read_log(run_id, "stdout", tail_lines=20).splitlines()):
+        match = TRAIN_HEAD.match(line.strip())
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return 0, None
+
+
+def short_run_stage(interview, key, report=None):
+    """A verification stage: a short run of the workspace must still train like the pristine code."""
+    if report:
+        report(0, 1, "short training run against the baseline")
+    base = baselines.baseline(codebase_of(key), SANITY_REQUEST)
+    training = train(interview.workspace, SANITY_REQUEST, label="verify")
+    incident = classify(training_data(training), training_data(base))
+    broken = [c for c in incident.classes if c in BROKEN]
+    detail = "trains like the baseline" if not broken else incident.summary
+    return [StageResult("short run against baseline", not broken, detail)]

@@ -1,0 +1,113 @@
+"""Symptoms and views from real runs: bugged workspaces trained under the runner with the probe,
+classified against a pristine baseline of the same request."""
+
+import pytest
+
+from bug_catalog.selection import choose
+from sandbox.baselines import baseline
+from sandbox.codebase import PICOCHAT_DIR
+from sandbox.logparse import parse_log
+from sandbox.symptoms import classify
+from sandbox.training import TrainingRequest, train, training_data
+from sandbox.views import VIEWS, ViewError, render
+from sandbox.workspace import create_workspace
+
+BASE = TrainingRequest(scenario="base", steps=40, args=["--num_samples=0", "--eval_every=20"])
+SFT = TrainingRequest(scenario="sft", steps=5)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    root = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BUGDRILL_STATE_DIR", str(root))
+        yield root
+
+
+def bugged_run(state, bug, variant, request):
+    record, chosen = choose(bug, variant)
+    workspace = state / f"ws-{bug}-{variant}"
+    create_workspace(workspace, PICOCHAT_DIR, [(record, chosen)])
+    run = training_data(train(workspace, request))
+    return run, training_data(baseline(PICOCHAT_DIR, request))
+
+
+@pytest.fixture(scope="module")
+def pristine(state):
+    return training_data(baseline(PICOCHAT_DIR, BASE))
+
+
+def test_a_pristine_run_against_its_own_baseline_shows_nothing(state, pristine):
+    incident = classify(pristine, pristine)
+    assert incident.classes == ["no_visible_effect"], incident.summary
+    assert len(pristine.steps) == 40 and pristine.result["state"] == "finished"
+
+
+def test_gradients_cleared_before_the_step_reads_as_not_learning(state):
+    run, base = bugged_run(state, "zero-grad", 2, BASE)
+    incident = classify(run, base)
+    assert "not_learning" in incident.classes, incident.summary
+    assert "slower_than_baseline" not in incident.classes  # adds nothing to a stall
+    assert "zero_grad" not in incident.summary and "optimizer" not in incident.summary
+
+
+def test_a_schedule_bug_shows_in_the_lr_column(state):
+    run, base = bugged_run(state, "lr-not-decayed", 1, BASE)
+    incident = classify(run, base)
+    assert "lr_schedule_off" in incident.classes, incident.summary
+
+
+def test_a_nan_names_its_step_and_the_first_module(state):
+    run, base = bugged_run(state, "rmsnorm-no-eps", 1, SFT)
+    incident = classify(run, base)
+    assert "nonfinite" in incident.classes, incident.summary
+    assert "step 1" in incident.summary
+    first = run.nonfinite[0]
+    assert first["phase"] == "forward" and first["module"] and first["step"] == 1, first
+    assert first["module"] in incident.summary
+
+
+def test_a_crash_quotes_the_exception_and_where_it_was_raised(state):
+    run, base = bugged_run(state, "no-padding", 1, SFT)
+    incident = classify(run, base)
+    assert incident.classes[0] == "crashed", incident.summary
+    assert "Error" in incident.summary and ".py:" in incident.summary
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_every_view_renders_as_text(pristine, name):
+    view = render(name, pristine, pristine)
+    assert view.text.strip()
+
+
+@pytest.mark.parametrize("name", ["log", "grad_norms", "attention", "memory"])
+def test_curves_render_as_png(pristine, name):
+    png = render(name, pristine, pristine, image=True).png
+    assert png.startswith(b"\x89PNG")
+
+
+def test_log_view_puts_the_baseline_beside_the_run(pristine):
+    text = render("log", pristine, pristine).text
+    assert "baseline loss" in text.splitlines()[0]
+    assert f"{pristine.log.train[-1]['loss']:.4f}" in text
+
+
+def test_unknown_view_and_unplottable_view_are_clear_errors(pristine):
+    with pytest.raises(ViewError, match="unknown view"):
+        render("weights", pristine)
+    with pytest.raises(ViewError, match="no plot"):
+        render("stderr", pristine, image=True)
+
+
+def test_log_lines_parse_into_figures():
+    log = parse_log(
+        "config: {'a': 1}\n"
+        "step 00010/00100 (10.00%) | loss: 2.9000 | lr: 3.00e-03 | grad norm: 0.7300 | dt: 31ms | tok/sec: 33,000\n"
+        "step 00025 | val loss: 2.8000 | val bpb: 1.6000 | entropy floor bpb: 0.3110\n"
+        "sample 0: 'once upon a time'\n"
+        "early stopping at step 30: no val improvement in 5 evals\n"
+        "summary | steps: 30 | val loss: 2.8000\n")
+    assert log.train == [{"step": 10, "loss": 2.9, "lr": 0.003, "grad norm": 0.73, "dt": 0.031, "tok/sec": 33000.0}]
+    assert log.evals[0]["entropy floor bpb"] == 0.311 and log.planned_steps == 100
+    assert log.samples == ["once upon a time"] and log.summary["steps"] == 30
+    assert log.notes == ["early stopping at step 30: no val improvement in 5 evals"]
