@@ -1,6 +1,7 @@
 """The `bugdrill` command line. Every command but `demo` takes --json for scripts.
 
-    bugdrill demo [--steps N] [--preset tiny|small]     train the practice codebase in a fresh copy
+    bugdrill demo [--bug B] [--seed S]                  a production-debugging interview over MCP, end to end
+    bugdrill train [--steps N] [--preset tiny|small]    train the practice codebase in a fresh copy
     bugdrill bugs [--category C] [--priority P] [--difficulty D]
     bugdrill inject BUG|random --workspace DIR [--variant N] [--seed S] [--codebase builtin|PATH] [--reveal]
     bugdrill reveal --workspace DIR
@@ -18,6 +19,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bug_catalog.catalog import UnknownBug, load_catalog
@@ -47,7 +49,13 @@ def resolve_codebase(name):
 
 
 def cmd_demo(args):
-    workdir = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="bugdrill-demo-")) / "picochat"
+    from server.demo import run_demo
+
+    return run_demo(bug=args.bug, seed=args.seed, state_dir=args.state)
+
+
+def cmd_train(args):
+    workdir = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="bugdrill-train-")) / "picochat"
     copy_codebase(PICOCHAT_DIR, workdir)
     print(f"practice codebase copied to {workdir}", file=sys.stderr)
     command = [sys.executable, "-m", "scripts.base_train", f"--preset={args.preset}", f"--num_iterations={args.steps}"]
@@ -122,6 +130,44 @@ def cmd_export_patches(args):
     return 0
 
 
+def cmd_validate(args):
+    from sandbox.matrix import table, validate
+
+    bugs = parse_bug_list(args.bugs)
+    started = time.time()
+
+    def progress(row):
+        print(f"{row.bug:3d} {row.variant:<28} {row.verdict[:60]:<60} {row.seconds:6.1f}s", file=sys.stderr)
+
+    rows = validate(bugs, jobs=args.jobs, measure_all=args.all_variants, on_row=progress)
+    seconds = time.time() - started
+    missing = [r for r in rows if r.verdict == "missing"]
+    text = table(rows) + f"\n\n{len(rows)} rows, {len(missing)} missing their recorded symptom, {seconds:.0f} s in all"
+    if args.markdown:
+        Path(args.markdown).write_text(MATRIX_PREAMBLE + text + "\n")
+    emit(args, {"rows": [r.model_dump() for r in rows], "seconds": round(seconds, 1)}, text)
+    return 1 if missing else 0
+
+
+MATRIX_PREAMBLE = """# Validation matrix
+
+Written by `bugdrill validate --markdown docs/validation.md`: each bug variant injected into a
+fresh workspace, trained with the scenario its record names, classified against the pristine
+baseline of the same request (seed 42, one thread, CPU), and compared with the symptom classes
+the record lists. Seconds run from injection to the classified symptom; baselines are cached.
+
+"""
+
+
+def parse_bug_list(text):
+    if not text:
+        return None
+    try:
+        return {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise UsageError(f"--bugs takes bug ids separated by commas, not {text!r}") from None
+
+
 def cmd_serve(args):
     """The MCP server. stdout belongs to the protocol (stdio), so everything else goes to stderr."""
     import logging
@@ -153,11 +199,15 @@ def build_parser():
     def command(name, handler, help):
         p = commands.add_parser(name, help=help)
         p.set_defaults(handler=handler)
-        if name != "demo":
+        if name not in ("demo", "train"):
             p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
-    p = command("demo", cmd_demo, "train the built-in practice codebase in a fresh copy")
+    p = command("demo", cmd_demo, "play a short production-debugging interview over MCP, end to end")
+    p.add_argument("--bug", help="bug id or slug (default: drawn from a few with clear symptoms)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--state", help="state directory to keep (default: a fresh temporary one)")
+    p = command("train", cmd_train, "train the built-in practice codebase in a fresh copy")
     p.add_argument("--preset", choices=["tiny", "small"], default="tiny")
     p.add_argument("--steps", type=int, default=100, help="optimizer steps")
     p.add_argument("--workspace", default=None, help="directory to copy into (must not exist)")
@@ -181,6 +231,12 @@ def build_parser():
                                 ("check", cmd_check, "is the workspace's bug fixed?")):
         command(name, handler, help).add_argument("--workspace", required=True)
     command("export-patches", cmd_export_patches, "write one patch per bug variant").add_argument("directory")
+    p = command("validate", cmd_validate, "inject every variant, run it, and check its recorded symptom")
+    p.add_argument("--bugs", help="bug ids separated by commas (default: the whole catalogue)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once")
+    p.add_argument("--all-variants", action="store_true",
+                   help="also run variants recorded as showing nothing in a run (code review only, CUDA only)")
+    p.add_argument("--markdown", help="also write the table to this file")
     p = commands.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP with --http)")
     p.set_defaults(handler=cmd_serve)
     p.add_argument("--role", choices=["interviewer", "candidate"], default="interviewer",
