@@ -8,6 +8,8 @@
     bugdrill restore --workspace DIR
     bugdrill check --workspace DIR                      fixed or not, without naming the bug
     bugdrill export-patches DIR                         one `git apply`-able patch per bug variant
+    bugdrill validate [--bugs 1,2] [--all-variants] [--markdown FILE]   the symptom matrix against baselines
+    bugdrill bench [--bugs 1,2] [--matrix]              probe overhead, step times, time to a symptom
     bugdrill serve [--role interviewer|candidate] [--interview ID] [--http [--host H] [--port N]]
                    [--workspaces DIR] [--max-verify N]  the MCP server (stdio by default)
 
@@ -168,6 +170,13 @@ def parse_bug_list(text):
         raise UsageError(f"--bugs takes bug ids separated by commas, not {text!r}") from None
 
 
+def cmd_bench(args):
+    from server.bench import FAST_BUGS, run_bench
+
+    bugs = parse_bug_list(args.bugs) or FAST_BUGS
+    return run_bench(sorted(bugs), pairs=args.pairs, matrix=args.matrix)
+
+
 def cmd_serve(args):
     """The MCP server. stdout belongs to the protocol (stdio), so everything else goes to stderr."""
     import logging
@@ -237,6 +246,10 @@ def build_parser():
     p.add_argument("--all-variants", action="store_true",
                    help="also run variants recorded as showing nothing in a run (code review only, CUDA only)")
     p.add_argument("--markdown", help="also write the table to this file")
+    p = command("bench", cmd_bench, "print probe overhead, step times, time to a symptom (and the matrix's)")
+    p.add_argument("--bugs", help="bugs to time from injection to symptom (default: a fast handful)")
+    p.add_argument("--pairs", type=int, default=3, help="interleaved runs with and without the probe")
+    p.add_argument("--matrix", action="store_true", help="also time the whole validation matrix")
     p = commands.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP with --http)")
     p.set_defaults(handler=cmd_serve)
     p.add_argument("--role", choices=["interviewer", "candidate"], default="interviewer",
