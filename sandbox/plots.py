@@ -30,7 +30,10 @@ def paired(axes_title, pairs, run, baseline, log_scale=False):
         if log_scale:
             axis.set_yscale("log")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+        else:
+            axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes)
     figure.suptitle(axes_title, fontsize=11)
     data = png_bytes(figure)
     plt.close(figure)

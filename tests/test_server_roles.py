@@ -163,3 +163,19 @@ async def test_an_unknown_bug_resource_is_not_found(state):
         with pytest.raises(MCPError, match="unknown bug"):
             await client.read_resource("bugdrill://bugs/999")
         assert (await call(client, "list_bugs")).structured_content["count"] > 0
+
+
+@pytest.mark.parametrize("bug_id,variant,steps", [(48, 1, 30), (20, 1, 3), (42, 1, 3)])
+async def test_no_training_result_gives_the_bug_away(state, bug_id, variant, steps):
+    async with Client(build_server("interviewer")) as interviewer:
+        started = (await call(interviewer, "start_interview", kind="production_debugging", bug=bug_id,
+                              variant=variant, seed=3)).structured_content
+    async with Client(build_server("candidate", interview_id=started["interview_id"])) as client:
+        run = await call(client, "run_training", steps=steps)
+        assert_silent(run, bug_id, 0, "run_training")
+        run_id = run.structured_content["run_id"]
+        assert_silent(await call(client, "list_runs"), bug_id, 0, "list_runs")
+        for view in run.structured_content["views"]:
+            assert_silent(await call(client, "get_view", run_id=run_id, view=view), bug_id, 0, f"get_view {view}")
+        plot = await client.call_tool("get_plot", {"run_id": run_id, "view": "log"})
+        assert not plot.is_error and plot.content[0].type == "image"
