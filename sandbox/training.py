@@ -71,13 +71,14 @@ def validate_args(args):
             raise ScenarioError(f"flags must look like --name=value, got {arg!r}")
 
 
-def train(workspace, request: TrainingRequest, on_progress=None, label="") -> Training:
+def train(workspace, request: TrainingRequest, on_progress=None, label="", training_id=None) -> Training:
     """Run every stage of the request's scenario in `workspace`; stops at the first stage that
-    does not finish. `on_progress(stage_index, stage_count, RunResult)` is called while polling."""
+    does not finish. `on_progress(stage_index, stage_count, RunResult)` is called while polling.
+    `training_id` (from new_id) lets a caller record the run before it starts."""
     scenario = get_scenario(request.scenario)
     validate_args(request.args)
     commands = stage_commands(scenario, request.steps, [*request.args, f"--seed={request.seed}"])
-    training = Training(id=new_id(), workspace=str(Path(workspace).resolve()), request=request, started=time.time())
+    training = Training(id=training_id or new_id(), workspace=str(Path(workspace).resolve()), request=request, started=time.time())
     data_dir = trainings_dir() / training.id / "data"
     data_dir.mkdir(parents=True)
     save(training)

@@ -364,7 +364,9 @@ class Interviews:
         else:
             verdict = "unsolved"
         return {"hints_used": kinds.count("hint"), "diagnoses": kinds.count("diagnosis"),
-                "verifies": kinds.count("verify"), "edits": kinds.count("edit"), "runs": kinds.count("run"),
+                "verifies": kinds.count("verify"), "edits": kinds.count("edit"),
+                # a run is recorded when it starts and again when it ends: count runs, not records
+                "runs": len({e["payload"].get("training") for e in events if e["kind"] == "run"}),
                 "found": found, "fixed": fixed, "revealed": first_reveal is not None,
                 "verdict": interview.verdict or verdict, "events": events}
 

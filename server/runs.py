@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from bug_catalog.catalog import load_catalog
 from sandbox import baselines
 from sandbox.codebase import PICOCHAT_DIR
-from sandbox.runner import RunError, read_log
+from sandbox.runner import RunError, read_log, run_result, stop_run
 from sandbox.scenarios import ScenarioError
 from sandbox.symptoms import SEVERE, classify
-from sandbox.training import TrainingRequest, describe_request, load_training, train, training_data
+from sandbox.training import TrainingRequest, describe_request, load_training, new_id, train, training_data
 from sandbox.views import ViewError, render
 from server.interviews import InterviewError, StageResult
 
@@ -66,7 +66,8 @@ class Runs:
         return base.model_copy(update=update)
 
     def run(self, interview_id, scenario=None, steps=None, args=None, seed=None, report=None):
-        """(training, incident, commands) of a new run of the interview's workspace."""
+        """(training, incident, commands) of a new run of the interview's workspace. The run is
+        recorded before it starts, so a server stopped mid-run leaves it listed as interrupted."""
         interview = self.interviews.require_open(interview_id)
         try:
             request = self.request(interview, scenario, steps, args, seed)
@@ -77,28 +78,59 @@ class Runs:
         with self.exclusive(interview_id):
             progress = stage_progress(report)
             base = baselines.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
-            training = train(interview.workspace, request, on_progress=progress("training"))
+            training_id = new_id()
+            started = {"training": training_id, "baseline": base.id, "request": request.model_dump()}
+            self.interviews.record(interview_id, "run", {**started, "state": "running", "classes": [],
+                                                         "summary": "still running"})
+            training = train(interview.workspace, request, on_progress=progress("training"), training_id=training_id)
             incident = classify(training_data(training), training_data(base))
-            self.interviews.record(interview_id, "run", {
-                "training": training.id, "baseline": base.id, "state": training.state,
-                "request": request.model_dump(), "classes": incident.classes, "summary": incident.summary})
+            self.interviews.record(interview_id, "run", {**started, "state": training.state,
+                                                         "classes": incident.classes, "summary": incident.summary})
         return training, incident, commands
 
     def owned(self, interview_id, run_id):
         """The interview's run `run_id` (and its request's baseline), or a clear error."""
         interview = self.interviews.get(interview_id)
-        events = self.interviews.store.events(interview_id, "run")
-        match = next((e for e in events if e["payload"].get("training") == run_id), None)
+        match = next((p for p in self.list(interview_id) if p.get("training") == run_id), None)
         if match is None:
             raise InterviewError(f"interview {interview_id} has no run {run_id!r}; list_runs shows its runs")
         try:
-            return interview, load_training(run_id), load_training(match["payload"]["baseline"])
+            return interview, load_training(run_id), load_training(match["baseline"])
         except RunError as error:
             raise InterviewError(f"the files of run {run_id} are gone: {error}") from None
 
     def list(self, interview_id):
+        """The interview's runs, the latest record of each; a run still marked running while no
+        server holds the interview's run lock was cut short by a server that stopped."""
         self.interviews.get(interview_id)
-        return [e["payload"] for e in self.interviews.store.events(interview_id, "run")]
+        latest = {}
+        for event in self.interviews.store.events(interview_id, "run"):
+            latest[event["payload"]["training"]] = event["payload"]
+        runs = list(latest.values())
+        if any(p["state"] == "running" for p in runs) and not self.running(interview_id):
+            runs = [self.interrupted(p) if p["state"] == "running" else p for p in runs]
+        return runs
+
+    @staticmethod
+    def interrupted(payload):
+        """A run whose server stopped: stop what is left of it, and say so."""
+        try:
+            for run_id in load_training(payload["training"]).stages:
+                if run_result(run_id).state == "running":
+                    stop_run(run_id)
+        except RunError:
+            pass  # nothing of it was started
+        return {**payload, "state": "interrupted",
+                "summary": "The server stopped during this run, so it did not finish. Run again."}
+
+    def running(self, interview_id):
+        with open(self.interviews.locks_dir / f"{interview_id}.run.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
 
     def view(self, interview_id, run_id, name, every=None, image=False):
         _, training, base = self.owned(interview_id, run_id)

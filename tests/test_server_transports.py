@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp_calls import call
 
 pytestmark = pytest.mark.anyio
 
@@ -22,12 +24,6 @@ def environment(state):
 def stdio(state, *args):
     return StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "serve", *args],
                                  env=environment(state), cwd=str(Path(__file__).resolve().parents[1]))
-
-
-async def call(client, tool, **arguments):
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, f"{tool}: {result.content[0].text}"
-    return result.structured_content
 
 
 async def short_interview(client, bug):
@@ -110,6 +106,10 @@ async def test_streamable_http_interview(tmp_path):
         wait_for(port, process)
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
             interview = await short_interview(client, bug=5)
+            run = await call(client, "run_training", interview_id=interview, steps=20)
+            assert run["state"] == "finished" and run["summary"]
+            view = await call(client, "get_view", interview_id=interview, run_id=run["run_id"], view="grad_norms")
+            assert "global gradient norm" in view["text"]
             revealed = await call(client, "reveal", interview_id=interview)
             assert revealed["bugs"][0]["id"] == 5
             assert (await call(client, "end_interview", interview_id=interview))["verdict"] == "revealed"
@@ -128,3 +128,39 @@ def test_serving_an_unknown_interview_is_refused_at_start(tmp_path):
                             timeout=60, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and result.stdout == ""
     assert "unknown interview" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the server process through /proc")
+async def test_killing_the_server_mid_run_loses_no_finished_run(tmp_path):
+    state, workspaces = tmp_path / "state", tmp_path / "run-workspaces"
+    killed = False
+    try:
+        async with Client(stdio(state, "--workspaces", str(workspaces))) as client:
+            started = await call(client, "start_interview", kind="production_debugging", bug="lr-not-decayed", seed=1)
+            interview = started["interview_id"]
+            finished = await call(client, "run_training", interview_id=interview, steps=20)
+            assert finished["state"] == "finished"
+
+            async def kill_soon():
+                nonlocal killed
+                # the same request again: its baseline is cached, so the third training record is this run
+                while len(list((state / "trainings").glob("*.json"))) < 3:
+                    await anyio.sleep(0.1)
+                (pid,) = serve_processes(str(workspaces))
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(kill_soon)
+                await client.call_tool("run_training", {"interview_id": interview, "steps": 20})
+    except Exception:  # the connection dies with the server
+        assert killed
+    assert killed
+
+    async with Client(stdio(state)) as client:
+        runs = (await call(client, "list_runs", interview_id=interview))["runs"]
+        assert [r["state"] for r in runs] == ["finished", "interrupted"], runs
+        view = await call(client, "get_view", interview_id=interview, run_id=runs[0]["run_id"], view="log")
+        assert "baseline lr" in view["text"]
+        again = await call(client, "run_training", interview_id=interview, steps=20)
+        assert again["state"] == "finished"
