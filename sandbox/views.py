@@ -6,10 +6,13 @@ baseline's; per-layer views (grad norm per parameter, attention, activations) sh
 alone, since a per-module diff against a same-seed baseline would point at the answer.
 """
 
+import functools
+import importlib.util
 import io
 import math
 from dataclasses import dataclass
 
+from sandbox.codebase import PICOCHAT_DIR
 from sandbox.rundata import RunData, finite
 
 VIEWS = {
@@ -196,7 +199,26 @@ def eval_view(run, baseline, every):
 def samples_view(run, baseline, every):
     if not run.log.samples:
         return "The run printed no samples."
-    return "\n".join(f"sample {i}: {text!r}" for i, text in enumerate(run.log.samples))
+    lines = [f"sample {i}: {text!r}" for i, text in enumerate(run.log.samples)]
+    lines.append(f"stories the corpus grammar parses: {parsed(run.log.samples)} of {len(run.log.samples)}"
+                 + (f" (baseline: {parsed(baseline.log.samples)} of {len(baseline.log.samples)})"
+                    if baseline and baseline.log.samples else ""))
+    return "\n".join(lines)
+
+
+def parsed(samples):
+    """How many samples are whole stories of the built-in corpus's grammar: a quality measure that
+    does not depend on the model (the grammar is read from the pristine template, never a workspace)."""
+    grammar = corpus_grammar()
+    return sum(grammar.count_derivations(text.strip()) > 0 for text in samples)
+
+
+@functools.lru_cache(maxsize=1)
+def corpus_grammar():
+    spec = importlib.util.spec_from_file_location("bugdrill_corpus_grammar", PICOCHAT_DIR / "picochat" / "dataset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def stderr_view(run, baseline, every):
