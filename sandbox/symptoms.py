@@ -18,8 +18,9 @@ Classes, roughly in order of severity:
     memory_growth        resident memory climbing step over step
     throughput_drop      steps taking much longer than the baseline's
     peak_memory_higher   the run's peak memory well above the baseline's
-    grad_norm_off        gradient norm off the baseline's by a steady factor
-    train_loss_off       logged train loss off the baseline's by a steady factor, validation the same
+    grad_norm_off        gradient norm off the baseline's by a steady factor, or the norm the optimizer
+                         sees off it where the logged norm matches
+    train_loss_off       logged train loss off the baseline's by a steady factor that validation lacks
     lr_schedule_off      learning rate not the baseline's
     weight_decay_off     weight decay in the optimizer not the baseline's
     ranks_out_of_sync    parameters differ between ranks
@@ -28,6 +29,7 @@ Classes, roughly in order of severity:
     no_visible_effect    none of the above at this length
 """
 
+import math
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -69,7 +71,9 @@ def classify(run: RunData, baseline: RunData | None = None, tolerance=0.02) -> I
                      stopped_early, metrics, memory_growth, throughput, grad_norm, lr_schedule,
                      ranks_sync, samples, warnings):
         found.extend(detector(run, baseline, tolerance))
-    if any(o.kind in SEVERE for o in found):  # "slower than baseline" adds nothing to a NaN or a stall
+    # "slower than baseline" adds nothing to a NaN or a stall; a run that crashed only after its
+    # last planned step (while shutting down, or in a later stage) trained like any other
+    if any(o.kind in SEVERE and not (o.kind == "crashed" and completed(run)) for o in found):
         found = [o for o in found if o.kind not in COMPARATIVE]
     if not found:
         steps = last_step(run)
@@ -89,6 +93,11 @@ EXCEPTION_LINE = re.compile(r"^(\w[\w.]*(Error|Exception|Interrupt|Warning|Exit)
 def last_step(run):
     steps = [s for s, _ in run.loss_series()]
     return max(steps) if steps else 0
+
+
+def completed(run):
+    planned = run.log.planned_steps
+    return bool(planned) and last_step(run) >= planned
 
 
 def traceback_origin(stderr, workspace):
@@ -221,31 +230,37 @@ def against_baseline_loss(run, baseline, tolerance):
         return []
     change = mine_end / theirs_end - 1
     step = mine[-1][0]
+    found = []
     if change > tolerance:
         text = (f"It learns more slowly than the baseline: {which} {mine_end:.4f} at step {step} against the "
                 f"baseline's {theirs_end:.4f} ({change:+.1%}).")
         reached = steps_to_reach(theirs, mine_end)
         if reached:
             text += f" The baseline was already there by step {reached}."
-        return [Observation("slower_than_baseline", text, step)]
-    if change < -tolerance:
-        return [Observation("better_than_baseline", f"Its {which} is lower than the baseline's: {mine_end:.4f} at step "
-                            f"{step} against {theirs_end:.4f} ({change:+.1%}).", step)]
-    return train_loss_off(run, baseline, which)
+        found.append(Observation("slower_than_baseline", text, step))
+    elif change < -tolerance:
+        found.append(Observation("better_than_baseline", f"Its {which} is lower than the baseline's: {mine_end:.4f} at "
+                                 f"step {step} against {theirs_end:.4f} ({change:+.1%}).", step))
+    if which == "validation loss":
+        found.extend(train_loss_off(run, baseline, change, tolerance))
+    return found
 
 
-def train_loss_off(run, baseline, which):
-    """The logged train loss off the baseline's by a steady factor while validation agrees."""
-    if which != "validation loss":
-        return []
+def train_loss_off(run, baseline, val_change, tolerance):
+    """The logged train loss off the baseline's by a steady factor that the validation loss does
+    not share (it matches, or is off by far less)."""
     ratios = ratio_series(run.loss_series(), baseline.loss_series())
     if len(ratios) < 5:
         return []
     factor = statistics.median(r for _, r in ratios)
     if 0.9 <= factor <= 1.1:
         return []
+    steady = sum(abs(r / factor - 1) < 0.15 for _, r in ratios) >= 0.8 * len(ratios)
+    if not steady or abs(math.log(factor)) < 3 * abs(math.log1p(val_change)):
+        return []
+    val = "matches it" if abs(val_change) <= tolerance else f"is within {abs(val_change):.0%} of it"
     return [Observation("train_loss_off", f"The logged train loss runs at {factor:.2f}x the baseline's while the "
-                        "validation loss matches it.")]
+                        f"validation loss {val}.")]
 
 
 def gap(run, baseline, tolerance):
@@ -347,26 +362,41 @@ def memory_growth(run, baseline, tolerance):
     return peak_memory(run, baseline)
 
 
-def median_dt(run):
-    values = [v for _, v in run.probe_series("dt_ms")[1:] if finite(v)]
-    if not values:
-        values = [r["dt"] * 1000 for r in run.log.train[1:] if finite(r.get("dt"))]
-    return statistics.median(values) if values else None
+def step_times(run):
+    series = [(s, v) for s, v in run.probe_series("dt_ms")[1:] if finite(v)]
+    return series or [(r["step"], r["dt"] * 1000) for r in run.log.train[1:] if finite(r.get("dt"))]
 
 
 def throughput(run, baseline, tolerance):
     if baseline is None:
         return []
-    mine, theirs = median_dt(run), median_dt(baseline)
-    if not mine or not theirs or mine < 1.8 * theirs:
+    # the same steps of both runs (the first stage's, where a later stage numbers its steps anew),
+    # so a run that ended early is not compared with the steps of a stage it never reached
+    mine, theirs = first_by_step(step_times(run)), first_by_step(step_times(baseline))
+    shared = mine.keys() & theirs.keys()
+    if not shared:
+        return []
+    mine, theirs = statistics.median(mine[s] for s in shared), statistics.median(theirs[s] for s in shared)
+    if mine < 1.8 * theirs:
         return []
     return [Observation("throughput_drop", f"Steps take {mine / theirs:.1f}x as long as the baseline's "
                         f"({mine:.0f} ms against {theirs:.0f} ms, median).")]
 
 
+def by_occurrence(series):
+    """{(step, n): value}, n counting repeats of a step: a later stage (the eval script's probe
+    training) numbers its steps anew, and its step 1 is paired with the other run's second step 1."""
+    seen, keyed = {}, {}
+    for step, value in series:
+        n = seen[step] = seen.get(step, -1) + 1
+        keyed[step, n] = value
+    return keyed
+
+
 def ratio_series(mine, theirs):
-    theirs = dict(theirs)
-    return [(s, v / theirs[s]) for s, v in mine if s in theirs and finite(v) and finite(theirs[s]) and theirs[s] > 0]
+    theirs = by_occurrence(theirs)
+    return [(s, v / theirs[s, n]) for (s, n), v in by_occurrence(mine).items()
+            if (s, n) in theirs and finite(v) and finite(theirs[s, n]) and theirs[s, n] > 0]
 
 
 def logged(run, key):
@@ -386,13 +416,38 @@ def grad_norm(run, baseline, tolerance):
             continue
         factor = statistics.median(r for _, r in ratios)
         if not 0.7 <= factor <= 1.4:
+            theirs = by_occurrence(theirs)
+            (step, n), value = [(key, v) for key, v in by_occurrence(mine).items() if key in theirs][len(ratios) // 2]
             observations.append(f"the {label} runs at {factor:.2f}x the baseline's "
-                                f"({mine[len(mine) // 2][1]:.3f} at step {mine[len(mine) // 2][0]}, baseline "
-                                f"{dict(theirs).get(mine[len(mine) // 2][0], float('nan')):.3f})")
+                                f"({value:.3f} at step {step}, baseline {theirs[step, n]:.3f})")
     if not observations:
-        return []
+        return seen_departs(run, baseline)
     text = "; ".join(observations)
     return [Observation("grad_norm_off", text[0].upper() + text[1:] + ".")]
+
+
+def first_by_step(series):
+    first = {}
+    for step, value in series:
+        first.setdefault(step, value)
+    return first
+
+
+def seen_departs(run, baseline):
+    """Steps at which the logged grad norm matches the baseline's but the norm of the gradients
+    the optimizer consumes does not."""
+    logged_mine, logged_theirs = first_by_step(logged(run, "grad norm")), first_by_step(logged(baseline, "grad norm"))
+    seen_theirs = first_by_step(baseline.probe_series("grad_norm"))  # a later stage may number its steps anew
+    steps = [(s, v) for s, v in first_by_step(run.probe_series("grad_norm")).items()
+             if s in logged_mine and s in logged_theirs and s in seen_theirs and finite(v)
+             and finite(seen_theirs[s]) and seen_theirs[s] > 0 and logged_theirs[s] > 0
+             and abs(logged_mine[s] / logged_theirs[s] - 1) < 0.005 and abs(v / seen_theirs[s] - 1) > 0.1]
+    if len(steps) < 2:
+        return []
+    step, value = steps[0]
+    return [Observation("grad_norm_off", f"The gradient norm the optimizer sees departs from the baseline's where the "
+                        f"logged grad norm matches it: {value:.3f} against {seen_theirs[step]:.3f} at step {step} "
+                        f"(logged {logged_mine[step]:.3f} in both), at {len(steps)} steps in all.", step)]
 
 
 def lr_schedule(run, baseline, tolerance):

@@ -146,6 +146,7 @@ def cmd_validate(args):
     missing = [r for r in rows if r.verdict == "missing"]
     text = table(rows) + f"\n\n{len(rows)} rows, {len(missing)} missing their recorded symptom, {seconds:.0f} s in all"
     if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(MATRIX_PREAMBLE + text + "\n")
     emit(args, {"rows": [r.model_dump() for r in rows], "seconds": round(seconds, 1)}, text)
     return 1 if missing else 0

@@ -1,6 +1,8 @@
 """Symptoms and views from real runs: bugged workspaces trained under the runner with the probe,
 classified against a pristine baseline of the same request."""
 
+from dataclasses import replace
+
 import pytest
 
 from bug_catalog.selection import choose
@@ -55,6 +57,24 @@ def test_a_schedule_bug_shows_in_the_lr_column(state):
     run, base = bugged_run(state, "lr-not-decayed", 1, BASE)
     incident = classify(run, base)
     assert "lr_schedule_off" in incident.classes, incident.summary
+
+
+def test_a_clip_the_optimizer_never_sees_shows_in_the_norm_it_sees(state):
+    run, base = bugged_run(state, "clip-after-step", 1, BASE)
+    incident = classify(run, base)
+    assert "grad_norm_off" in incident.classes, incident.summary
+    assert "logged grad norm matches" in incident.summary and "clip" not in incident.summary
+
+
+def test_a_logged_loss_the_validation_does_not_share_reads_as_train_loss_off(state):
+    accumulated = TrainingRequest(scenario="base", steps=40, args=["--total_batch_size=2048", "--num_samples=0",
+                                                                   "--eval_every=20"])
+    run, base = bugged_run(state, "grad-accum-unscaled", 1, accumulated)
+    incident = classify(run, base)
+    assert "train_loss_off" in incident.classes, incident.summary
+    # a crash only after the last planned step (a rank dying at shutdown) keeps the comparisons
+    crashed = replace(run, result={**run.result, "state": "failed", "message": "exited with status 1"})
+    assert {"crashed", "train_loss_off"} <= set(classify(crashed, base).classes)
 
 
 def test_a_nan_names_its_step_and_the_first_module(state):
