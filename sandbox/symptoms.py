@@ -45,6 +45,7 @@ LIMIT_STATES = {
     "stopped": "The run was stopped on request",
 }
 FLOOR_MARGIN_BPB = 0.02  # the floor is exact on held-out text, so this margin only absorbs noise
+SLOWDOWN = 3.0  # step-time ratio against a cached baseline that is a symptom rather than load
 SEVERE = {"crashed", "nonfinite", "diverged", "not_learning", "timed_out", "memory_limit"}
 COMPARATIVE = {"slower_than_baseline", "better_than_baseline", "train_loss_off"}
 METRIC_SKIP = {"time", "steps", "entropy floor bpb", "best val loss"}
@@ -377,7 +378,8 @@ def throughput(run, baseline, tolerance):
     if not shared:
         return []
     mine, theirs = statistics.median(mine[s] for s in shared), statistics.median(theirs[s] for s in shared)
-    if mine < 1.8 * theirs:
+    # the baseline is cached from another time, so the machine's load may differ by 2x or more
+    if mine < SLOWDOWN * theirs:
         return []
     return [Observation("throughput_drop", f"Steps take {mine / theirs:.1f}x as long as the baseline's "
                         f"({mine:.0f} ms against {theirs:.0f} ms, median).")]
