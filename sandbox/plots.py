@@ -18,10 +18,23 @@ def curve(axis, series, style):
         axis.plot([s for s, _ in points], [v for _, v in points], **style)
 
 
-def paired(axes_title, pairs, run, baseline, log_scale=False):
-    """One panel per (title, series getter) with the run and the baseline."""
+def envelope(axis, runs, getter):
+    """The min-max band of pristine runs with other seeds: how far the baseline moves by chance."""
+    series = [dict((s, v) for s, v in getter(r) if finite(v)) for r in runs]
+    steps = sorted(set.intersection(*(set(d) for d in series))) if series else []
+    if steps:
+        low = [min(d[s] for d in series) for s in steps]
+        high = [max(d[s] for d in series) for s in steps]
+        axis.fill_between(steps, low, high, color="0.6", alpha=0.25, linewidth=0,
+                          label=f"baseline, {len(runs)} other seeds")
+
+
+def paired(axes_title, pairs, run, baseline, log_scale=False, band=()):
+    """One panel per (title, series getter) with the run, the baseline and its seed band."""
     figure, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.4), squeeze=False)
     for axis, (title, getter) in zip(axes[0], pairs):
+        if band:
+            envelope(axis, band, getter)
         curve(axis, getter(run), RUN_STYLE)
         if baseline is not None:
             curve(axis, getter(baseline), BASE_STYLE)
@@ -63,21 +76,23 @@ def per_module(title, run, key, field=None):
     return data
 
 
-def plot(name, run, baseline):
+def plot(name, run, baseline, band=()):
     if name == "log":
         return paired("training log", [("loss", lambda r: r.loss_series()), ("learning rate", logged("lr"))],
-                      run, baseline)
+                      run, baseline, band=band)
     if name == "grad_norms":
         return paired("gradient norm", [("global grad norm (probe)", lambda r: r.probe_series("grad_norm")),
-                                        ("grad norm as logged", logged("grad norm"))], run, baseline, log_scale=True)
+                                        ("grad norm as logged", logged("grad norm"))], run, baseline,
+                      log_scale=True, band=band)
     if name == "memory":
-        return paired("memory", [("resident MB", lambda r: r.probe_series("rss_mb"))], run, baseline)
+        return paired("memory", [("resident MB", lambda r: r.probe_series("rss_mb"))], run, baseline, band=band)
     if name == "throughput":
         return paired("throughput", [("step ms", lambda r: r.probe_series("dt_ms")),
-                                     ("tokens/s", lambda r: r.probe_series("tokens_per_s"))], run, baseline)
+                                     ("tokens/s", lambda r: r.probe_series("tokens_per_s"))], run, baseline,
+                      band=band)
     if name == "eval":
         return paired("validation", [("val loss", lambda r: r.val_series()),
-                                     ("val bpb", lambda r: r.val_series("val bpb"))], run, baseline)
+                                     ("val bpb", lambda r: r.val_series("val bpb"))], run, baseline, band=band)
     if name == "attention":
         return per_module("attention entropy per layer (nats)", run, "attention", "entropy")
     if name == "activations":

@@ -28,6 +28,7 @@ VIEWS = {
     "nonfinite": "where the first NaN/Inf appeared",
 }
 EVAL_WORDS = ("bpb", "accuracy", "loss", "parse", "recall")
+BANDED = {"log", "grad_norms", "memory", "throughput", "eval"}  # aggregate curves; per-layer ones show the run alone
 PLOTTED = {"log", "grad_norms", "attention", "activations", "memory", "throughput", "eval"}
 
 
@@ -250,7 +251,8 @@ TEXT_VIEWS = {
 }
 
 
-def render(name, run: RunData, baseline: RunData | None = None, every=None, image=False) -> View:
+def render(name, run: RunData, baseline: RunData | None = None, every=None, image=False, band=()) -> View:
+    """`band`: pristine runs with other seeds, drawn as a shaded band behind aggregate curves."""
     if name not in TEXT_VIEWS:
         raise ViewError(f"unknown view {name!r}; views: {', '.join(VIEWS)}")
     text = TEXT_VIEWS[name](run, baseline, every)
@@ -259,7 +261,7 @@ def render(name, run: RunData, baseline: RunData | None = None, every=None, imag
         if name not in PLOTTED:
             raise ViewError(f"the {name} view has no plot; plots: {', '.join(sorted(PLOTTED))}")
         from sandbox.plots import plot  # matplotlib is imported only when a plot is asked for
-        png = plot(name, run, baseline)
+        png = plot(name, run, baseline, band)
     return View(name, text, png)
 
 

@@ -16,7 +16,7 @@ from sandbox.runner import RunError, read_log, run_result, stop_run
 from sandbox.scenarios import ScenarioError
 from sandbox.symptoms import SEVERE, classify
 from sandbox.training import TrainingRequest, describe_request, load_training, new_id, train, training_data
-from sandbox.views import ViewError, render
+from sandbox.views import BANDED, ViewError, render
 from server.interviews import InterviewError, StageResult
 
 # what a fix must not do to a short pristine-sized run: the same for every bug (no oracle)
@@ -133,9 +133,13 @@ class Runs:
             return False
 
     def view(self, interview_id, run_id, name, every=None, image=False):
-        _, training, base = self.owned(interview_id, run_id)
+        interview, training, base = self.owned(interview_id, run_id)
+        band = ()
+        if image and name in BANDED:  # pristine runs with other seeds: run once per request, then cached
+            key = self.interviews.key(interview)
+            band = [training_data(t) for t in baselines.band(codebase_of(key), training.request)]
         try:
-            view = render(name, training_data(training), training_data(base), every=every, image=image)
+            view = render(name, training_data(training), training_data(base), every=every, image=image, band=band)
         except ViewError as error:
             raise InterviewError(str(error)) from None
         self.interviews.record(interview_id, "view", {"run": run_id, "view": name, "image": image})

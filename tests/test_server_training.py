@@ -2,6 +2,8 @@
 progress notifications and its incident summary, views and a plot, one run at a time, a fix
 verified by behaviour and a short run, and bad input to the training tools."""
 
+import base64
+
 import anyio
 import pytest
 from mcp import Client
@@ -44,6 +46,7 @@ async def test_a_whole_production_debugging_interview(state):
         plot = await client.call_tool("get_plot", {"interview_id": interview, "run_id": run["run_id"],
                                                     "view": "log"})
         assert not plot.is_error and isinstance(plot.content[0], ImageContent)
+        (state / "log.png").write_bytes(base64.b64decode(plot.content[0].data))
         listed = await call(client, "list_runs", interview_id=interview)
         assert [r["run_id"] for r in listed["runs"]] == [run["run_id"]]
 
