@@ -2,8 +2,7 @@
 
 The key holds everything that changes the numbers: the codebase's content, the request
 (scenario, steps, flags, seed, threads), the torch version and the machine's accelerator.
-A band of other seeds says how far two pristine runs differ, so "slower than baseline" is
-judged against noise rather than against an arbitrary margin.
+A band of other seeds says how far two pristine runs differ by chance (plots draw it).
 """
 
 import fcntl
@@ -18,7 +17,6 @@ from sandbox.training import Training, TrainingRequest, load_training, train
 from sandbox.workspace import read_codebase
 
 BAND_SEEDS = (1042, 2042)
-MIN_TOLERANCE = 0.02
 
 
 def codebase_digest(codebase):
@@ -72,12 +70,3 @@ def baseline(codebase, request: TrainingRequest, on_progress=None) -> Training:
 def band(codebase, request: TrainingRequest, on_progress=None) -> list[Training]:
     """Pristine trainings of the same request with other seeds."""
     return [baseline(codebase, request.model_copy(update={"seed": seed}), on_progress) for seed in BAND_SEEDS]
-
-
-def tolerance_from(final_values):
-    """Relative spread of the final losses of pristine runs with different seeds, doubled."""
-    values = [v for v in final_values if v and v > 0]
-    if len(values) < 2:
-        return MIN_TOLERANCE
-    centre = sum(values) / len(values)
-    return max(MIN_TOLERANCE, 2 * (max(values) - min(values)) / centre)

@@ -39,6 +39,7 @@ class MatrixRow(BaseModel):
 
 
 def request_for(record, variant):
+    """The run the catalogue measured for a variant: the one the matrix checks and an interview opens with."""
     return TrainingRequest(scenario=variant.scenario or record.scenario, steps=record.run_steps,
                            args=[*record.run_args, *variant.run_args])
 

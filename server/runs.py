@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from bug_catalog.catalog import load_catalog
 from sandbox import baselines
 from sandbox.codebase import PICOCHAT_DIR
+from sandbox.matrix import request_for
 from sandbox.runner import RunError, read_log, run_result, stop_run
 from sandbox.scenarios import ScenarioError
 from sandbox.symptoms import SEVERE, classify
@@ -30,8 +31,7 @@ def default_request(key):
         return TrainingRequest()
     record = load_catalog()[key["bugs"][0]["id"]]
     variant = next(v for v in record.variants if v.name == key["bugs"][0]["variant"])
-    return TrainingRequest(scenario=variant.scenario or record.scenario, steps=record.run_steps,
-                           args=[*record.run_args, *variant.run_args])
+    return request_for(record, variant)
 
 
 def codebase_of(key):
