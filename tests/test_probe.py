@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,8 @@ def test_a_plain_training_loop_gets_loss_lr_and_grad_norms(tmp_path):
     script = tmp_path / "mlp.py"
     script.write_text(MLP_SCRIPT)
     out = run([sys.executable, str(script)], tmp_path, tmp_path / "probe")
-    printed = {int(s): (float(loss), float(norm)) for s, loss, norm in re.findall(r"step (\d+) loss (\S+) norm (\S+)", out)}
+    lines = re.findall(r"step (\d+) loss (\S+) norm (\S+)", out)
+    printed = {int(step): (float(loss), float(norm)) for step, loss, norm in lines}
     steps = by_step(tmp_path / "probe" / "rank0.jsonl", "step")
     assert sorted(steps) == list(range(1, 9))
     for step, (loss, norm) in printed.items():
@@ -185,13 +185,40 @@ def test_nan_origin_is_named_in_forward_backward_and_loss(tmp_path):
     assert nonfinite["backward"]["param"] in ("body.weight", "body.bias")
     assert nonfinite["forward"]["step"] == 3 and nonfinite["forward"]["module"] == "faulty"
     assert nonfinite["forward"]["tensor"] == "output"
-    assert "first seen in the output of 'faulty.inner'" in nonfinite["forward"]["message"]
+    assert "first seen in the input of 'faulty.inner'" in nonfinite["forward"]["message"]
     assert nonfinite["loss"]["step"] == 3
     steps = by_step(path, "step")
     assert sorted(steps) == list(range(1, 7))  # steps the scaler skipped are counted too
     assert [s for s in steps if steps[s].get("skipped")] == [2, 3]
     assert steps[2]["nonfinite_grads"] > 0 and math.isnan(steps[3]["loss"])
     assert records(path, "probe_error") == []
+
+
+NORM_WITHOUT_EPS_SCRIPT = """
+import torch, torch.nn as nn, torch.nn.functional as F
+
+class NormWithoutEps(nn.Module):  # 0 / 0 on an all-zero row
+    def forward(self, x):
+        return x / x.pow(2).mean(-1, keepdim=True).sqrt()
+
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(8, 16, bias=False), NormWithoutEps(), nn.Linear(16, 3))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for step in range(1, 4):
+    x = torch.zeros(4, 8) if step == 2 else torch.randn(4, 8)
+    F.cross_entropy(model(x), torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    opt.zero_grad()
+"""
+
+
+def test_a_module_making_nan_from_finite_input_is_blamed(tmp_path):
+    script = tmp_path / "norm.py"
+    script.write_text(NORM_WITHOUT_EPS_SCRIPT)
+    run([sys.executable, str(script)], tmp_path, tmp_path / "probe")
+    forward = [r for r in records(tmp_path / "probe" / "rank0.jsonl", "nonfinite") if r["phase"] == "forward"]
+    assert [(r["step"], r["module"]) for r in forward] == [(2, "1")]
+    assert "sum of the output: nan" in forward[0]["message"]
 
 
 def test_sdpa_attention_gets_the_same_statistics_as_the_explicit_path(picochat, tmp_path):

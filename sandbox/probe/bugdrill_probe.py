@@ -84,12 +84,14 @@ Records:
         the first occurrence in each phase; k is the step under way.
         forward: the first module whose output went non-finite although its inputs were
         finite. Where a module was handed a non-finite input, the blame passes up to the module
-        that called it (the NaN was made in that caller's own code); where the model itself was
-        given one, the message says so. Every training forward is checked at the cost of one
-        sum over the root's output; module outputs are only inspected when that sum is not
-        finite (until then the probe holds references to them, most of which autograd holds
-        anyway). An output changed in place after its module returned cannot be judged and is
-        passed over.
+        that called it (the NaN was made in that caller's own code, and the message names the
+        module that first received it); where the model itself was given one, the message says
+        so. Every training forward is checked: each module's output is summed as it returns
+        (one reduction, no copy kept) and its float inputs are held by weak reference; only when
+        the root's output sum is not finite are the sums and the inputs looked at. An input
+        that nothing else kept alive (autograd keeps most) or that was changed in place cannot
+        be judged and counts as finite; a finite output whose sum overflows (beyond 3e38) counts
+        as non-finite.
         backward: the first parameter, in the order backward reached them, whose gradient was
         NaN or Inf at the end of a backward pass, before the script could clip or unscale it
         (module: the module that owns it).
@@ -100,9 +102,12 @@ Records:
     {"type": "end", "steps": n, "reason": "exit"}
         at interpreter exit, by processes that wrote anything (absent when killed).
 
-Cost: about 1 % of a picochat tiny step at the defaults, about 9 % for a detailed sample at
-every step (benchmarks/bench_probe.py). On CUDA the probe waits for the device a few times per
-micro-batch (loss value, output check) and once per step (gradient norms).
+Cost (benchmarks/bench_probe.py, one thread, picochat): about 1 % of a step of the `small`
+preset at the defaults; on `tiny`, whose 30 ms steps run only 32 small modules, the fixed costs
+per module and per step (torch's hook dispatch, the NaN search's sums, two fused gradient norms)
+weigh more: see the benchmark for measured figures. A detailed sample adds about 1 ms to a tiny
+step. On CUDA the probe waits for the device a few times per micro-batch (loss value, output
+check) and once per step (gradient norms).
 """
 
 import atexit
@@ -113,10 +118,12 @@ import importlib.util
 import inspect
 import json
 import math
+import operator
 import os
 import sys
 import time
 import traceback
+import weakref
 
 DEFAULT_EVERY = 10
 DEFAULT_FIRST = 5
@@ -208,7 +215,10 @@ class _Writer:
         self.file.flush()
 
 
-_Call = collections.namedtuple("_Call", "module caller args arg_versions output output_versions")
+# what the NaN search keeps of a module call: weak references to its float inputs (with their
+# versions) and the sum of its output. Keeping activations alive until the forward ends would
+# cost more than the search itself: the allocator could not reuse their memory.
+_Call = collections.namedtuple("_Call", "module caller inputs output_sum")
 
 
 class _Probe:
@@ -241,6 +251,7 @@ class _Probe:
         self.optimizer = None
         self.steps = 0
         self.last_step_end = self.start
+        self.statm = _open_statm()
         self._reset_step()
 
     def _reset_step(self):
@@ -426,41 +437,41 @@ class _Probe:
             name = self.names[module]
             tensor = next(_tensors(output), None)
             if name not in self.act_rms and tensor is not None and tensor.is_floating_point():
-                norm = torch.linalg.vector_norm(tensor.detach(), dtype=torch.float32)
-                self.act_rms[name] = norm / math.sqrt(max(1, tensor.numel()))
+                norm = torch._foreach_norm([tensor.detach()], 2, dtype=_wide_dtype(tensor))[0]
+                self.act_rms[name] = norm.float() / math.sqrt(max(1, tensor.numel()))
         if "forward" not in self.reported:
-            # references only: the values are read only if the root's output turns out non-finite
             caller = self.stack[-1] if self.stack else None
-            self.calls.append(_Call(module, caller, args, _versions(args), output, _versions(output)))
+            self.calls.append(_Call(module, caller, _weak_inputs(args), _float_sum(output)))
 
     def _end_root(self, output):
         if self.training:
-            if "forward" not in self.reported and _sum_is_nonfinite(output):
+            root_sum = self.calls[-1].output_sum if self.calls else None
+            if root_sum is not None and not math.isfinite(float(root_sum)):
                 self._report_forward()
             self.calls = []
             self.collected = self.collected or self.collect
         self.training = self.collect = False
 
     def _report_forward(self):
-        """Blame the first module whose output went non-finite while its inputs were finite."""
+        """Blame the first module whose output went non-finite although its inputs were finite."""
         calls = self.calls
-        first = next((i for i, call in enumerate(calls) if _nonfinite_output(call) is not None), None)
-        if first is None:
-            return  # the sum overflowed; every output was finite
-        origin = self._walk_to_origin(first)
-        message = _describe(_nonfinite_output(calls[first]))
-        if origin != first:
-            message = (f"made in this module's own code; first seen in the output of "
-                       f"{self._name(calls[first].module)!r}, which was handed it: {message}")
-        if _nonfinite_input(calls[origin]):
-            message += f"; the input of {self._name(calls[origin].module)!r} was already non-finite"
-        self._report("forward", self._name(calls[origin].module), "output", message)
+        sums = [(i, float(call.output_sum)) for i, call in enumerate(calls) if call.output_sum is not None]
+        first, value = next((i, v) for i, v in sums if not math.isfinite(v))
+        origin = self._walk_to_origin(calls, first)
+        name = self._name(calls[origin].module)
+        if origin == first:
+            message = f"sum of the output: {value}"
+        else:
+            message = (f"made in the module's own code; first seen in the input of "
+                       f"{self._name(calls[first].module)!r}: {_describe(_nonfinite_input(calls[first]))}")
+        if _nonfinite_input(calls[origin]) is not None:
+            message += f"; the input of {name!r} was already non-finite"
+        self._report("forward", name, "output", message)
 
-    def _walk_to_origin(self, index):
+    def _walk_to_origin(self, calls, index):
         """From a module that was handed a non-finite input, up through its callers to the first
         one whose inputs were finite: the NaN was made in that module's own code."""
-        calls = self.calls
-        while _nonfinite_input(calls[index]):
+        while _nonfinite_input(calls[index]) is not None:
             caller = calls[index].caller
             parent = next((j for j in range(index + 1, len(calls)) if calls[j].module is caller), None)
             if parent is None:
@@ -576,10 +587,13 @@ class _Probe:
         return math.sqrt(sum(v * v for v in values))
 
     def _norms(self, tensors):
-        """L2 norm of each tensor, in fp32 (an fp16 norm overflows long before its values do)."""
+        """L2 norm of each tensor, as float32."""
         tensors = [t.coalesce().values() if t.is_sparse else t for t in tensors]  # sparse embedding grads
-        norms = torch._foreach_norm(tensors, 2, dtype=torch.float32)
-        return torch.stack([n.to(norms[0].device) for n in norms])
+        norms = torch._foreach_norm(tensors, 2, dtype=_wide_dtype(*tensors))
+        device = norms[0].device
+        if any(n.device != device for n in norms):  # a model spread over several devices
+            norms = [n.to(device) for n in norms]
+        return torch.stack(norms).float()
 
     # ------------------------------------------------------------------ optimizer steps
 
@@ -662,7 +676,7 @@ class _Probe:
     def _memory(self):
         cuda = torch.cuda
         on_cuda = cuda.is_initialized()  # asking anything more would initialise CUDA
-        rss, peak = _rss_mb(), _peak_rss_mb()
+        rss, peak = _rss_mb(self.statm), _peak_rss_mb()
         if rss is not None and peak is not None:
             peak = max(peak, rss)  # the kernel updates its high-water mark lazily
         return {
@@ -706,9 +720,20 @@ def _tensors(obj):
             yield from _tensors(item)
 
 
-def _versions(obj):
-    """In-place changes bump a tensor's version: an unchanged version means unchanged values."""
-    return tuple(t._version for t in _tensors(obj))
+def _weak_inputs(args):
+    """(weak reference, version) of each float tensor among a module's arguments: an in-place
+    change bumps the version, so an unchanged version means unchanged values."""
+    refs = []
+    for arg in args:  # a flat loop for the usual tuple of tensors; nested containers recurse
+        for tensor in (arg,) if isinstance(arg, torch.Tensor) else _tensors(arg):
+            if tensor.is_floating_point():
+                refs.append((weakref.ref(tensor), _version(tensor)))
+    return refs
+
+
+def _version(tensor):
+    # inference tensors (made under inference_mode) have no version and cannot change outside it
+    return -1 if tensor.is_inference() else tensor._version
 
 
 def _count_tokens(args):
@@ -729,30 +754,35 @@ def _count_targets(logits, target, ignore_index):
     return int((target != ignore_index).sum())
 
 
-def _first_nonfinite(obj):
-    for tensor in _tensors(obj):
-        if tensor.is_floating_point() and not bool(tensor.detach().isfinite().all()):
+def _nonfinite_input(call):
+    """The call's first input that is not finite; None when none is known to be. An input that
+    nothing kept alive (autograd keeps most) or that was changed in place since counts as finite."""
+    for ref, version in call.inputs:
+        tensor = ref()
+        if tensor is not None and _version(tensor) == version and not bool(tensor.detach().isfinite().all()):
             return tensor
     return None
 
 
-def _nonfinite_output(call):
-    """The call's first non-finite output tensor; None when finite or changed in place since."""
-    if _versions(call.output) != call.output_versions:
-        return None
-    return _first_nonfinite(call.output)
+def _float_sum(output):
+    """One cheap reduction, read only if the root's output is not finite: a NaN or Inf anywhere
+    makes the sum non-finite (so does a finite output whose sum overflows, beyond 3e38; fp16
+    sums are taken in float32). None when there is no float tensor."""
+    if isinstance(output, torch.Tensor):  # the common case, kept fast
+        return output.detach().sum(dtype=_wide_dtype(output)) if output.is_floating_point() else None
+    sums = [t.detach().sum(dtype=_wide_dtype(t)) for t in _tensors(output) if t.is_floating_point()]
+    return functools.reduce(operator.add, sums) if sums else None
 
 
-def _nonfinite_input(call):
-    # an input changed in place since cannot be judged: count it as finite
-    return _versions(call.args) == call.arg_versions and _first_nonfinite(call.args) is not None
-
-
-def _sum_is_nonfinite(output):
-    """One cheap reduction per forward: a NaN or Inf anywhere makes the sum non-finite (a huge
-    finite output can overflow it too; the exact check that follows clears that case)."""
-    sums = [t.detach().sum(dtype=torch.float32) for t in _tensors(output) if t.is_floating_point()]
-    return bool(sums) and not math.isfinite(float(torch.stack(sums).sum()))
+def _wide_dtype(*tensors):
+    """dtype for a sum or norm: float32 only where the tensors' own type would overflow (fp16);
+    otherwise the reduction accumulates in float32 anyway and only rounds its result. Asking
+    for float32 costs a float32 copy of the whole tensor: ten times the reduction itself on a
+    bf16 logits tensor in a training step, where the copy's fresh pages fault."""
+    for tensor in tensors:  # a loop, not any(): this runs for every module of every forward
+        if tensor.dtype == torch.float16:
+            return torch.float32
+    return None
 
 
 def _describe(tensor):
@@ -789,12 +819,18 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def _rss_mb():
+def _open_statm():
+    """Kept open: re-reading an open /proc file costs a tenth of opening it every step."""
     try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
+        return os.open("/proc/self/statm", os.O_RDONLY)
+    except OSError:
         return None  # not Linux
+
+
+def _rss_mb(statm):
+    if statm is None:
+        return None
+    return int(os.pread(statm, 128, 0).split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _peak_rss_mb():
