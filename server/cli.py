@@ -7,7 +7,7 @@
     bugdrill reveal --workspace DIR
     bugdrill restore --workspace DIR
     bugdrill check --workspace DIR                      fixed or not, without naming the bug
-    bugdrill export-patches DIR                         one `git apply`-able patch per bug variant
+    bugdrill export-patches DIR [--split public]        one `git apply`-able patch per public variant
     bugdrill validate [--bugs 1,2] [--all-variants] [--markdown FILE]   the symptom matrix against baselines
     bugdrill bench [--bugs 1,2] [--matrix]              probe overhead, step times, time to a symptom
     bugdrill serve [--role interviewer|candidate] [--interview ID] [--http [--host H] [--port N]]
@@ -27,6 +27,7 @@ from pathlib import Path
 from bug_catalog.catalog import UnknownBug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.selection import choose, matching
+from bug_catalog.split import SPLITS, variants_in
 from sandbox.codebase import PICOCHAT_DIR, copy_codebase
 from sandbox.workspace import (
     WorkspaceError, apply_variants, create_workspace, load_answer_key, read_codebase, restore_workspace,
@@ -123,7 +124,7 @@ def cmd_export_patches(args):
     files = read_codebase(PICOCHAT_DIR)
     written = []
     for record in sorted(load_catalog().values(), key=lambda r: r.id):
-        for variant in record.variants:
+        for _, variant in variants_in(record, args.split):
             bug = apply_variants(dict(files), [(record, variant)])[0]
             path = out / f"{record.id:02d}-{record.slug}--{variant.name}.patch"
             path.write_text(bug.diff)
@@ -240,7 +241,10 @@ def build_parser():
                                 ("restore", cmd_restore, "put a workspace back to pristine"),
                                 ("check", cmd_check, "is the workspace's bug fixed?")):
         command(name, handler, help).add_argument("--workspace", required=True)
-    command("export-patches", cmd_export_patches, "write one patch per bug variant").add_argument("directory")
+    p = command("export-patches", cmd_export_patches, "write one patch per public bug variant")
+    p.add_argument("directory")
+    p.add_argument("--split", choices=SPLITS, default="public",
+                   help="public (default): the variants published; held_out: those evals draw; all")
     p = command("validate", cmd_validate, "inject every variant, run it, and check its recorded symptom")
     p.add_argument("--bugs", help="bug ids separated by commas (default: the whole catalogue)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once")

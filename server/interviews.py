@@ -207,12 +207,19 @@ class Interviews:
         if kind not in KINDS:
             raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
         seed = secrets.randbelow(2**31) if seed is None else seed
-        source = self._codebase(codebase)
         try:
             chosen = [self._choose(kind, bug, variant, seed, codebase, category=category, priority=priority,
                                    difficulty=difficulty)]
         except ValueError as error:  # a variant out of range
             raise InterviewError(str(error)) from None
+        return self.start_with(kind, chosen, seed, codebase, time_limit_s)
+
+    def start_with(self, kind, chosen, seed, codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S):
+        """Start an interview holding exactly the chosen (record, variant) picks: none (a control,
+        where nothing is wrong), one, or two (a compound episode, a verdict per bug)."""
+        if kind not in KINDS:
+            raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
+        source = self._codebase(codebase)
         interview_id = secrets.token_hex(6)
         workspace = self.workspaces_root / interview_id / (source.name if codebase != "builtin" else "picochat")
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bug_catalog.catalog import load_catalog
+from bug_catalog.split import variants_in
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def test_commands_on_a_directory_bugdrill_did_not_make_fail_clearly(state_dir, t
 
 def test_exported_patches_apply_to_a_pristine_copy(state_dir, tmp_path, picochat_dir):
     out = tmp_path / "patches"
-    assert bugdrill(state_dir, "export-patches", str(out)).returncode == 0
+    assert bugdrill(state_dir, "export-patches", "--split", "all", str(out)).returncode == 0
     patches = sorted(out.glob("*.patch"))
     assert len(patches) == sum(len(r.variants) for r in load_catalog().values())
     pristine = tmp_path / "pristine"  # outside any git repository: paths are relative to it
@@ -100,3 +101,13 @@ def test_exported_patches_apply_to_a_pristine_copy(state_dir, tmp_path, picochat
                                  capture_output=True, text=True)
         assert applied.returncode == 0, f"{patch.name}: {applied.stderr}"
         assert len(applied.stdout.splitlines()) == 1, f"{patch.name} should touch one file"
+
+
+def test_exported_patches_are_public_variants_only_by_default(state_dir, tmp_path):
+    out = tmp_path / "patches"
+    assert bugdrill(state_dir, "export-patches", str(out)).returncode == 0
+    exported = {p.name for p in out.glob("*.patch")}
+    catalog = load_catalog().values()
+    public = {f"{r.id:02d}-{r.slug}--{v.name}.patch" for r in catalog for _, v in variants_in(r, "public")}
+    held_out = {f"{r.id:02d}-{r.slug}--{v.name}.patch" for r in catalog for _, v in variants_in(r, "held_out")}
+    assert exported == public and held_out and not exported & held_out
