@@ -51,12 +51,12 @@ def workspace(state):
     return path
 
 
-def agent(workspace, command, wall_s=20.0, **fields):
+def agent(workspace, command, wall_s=20.0, memory_mb=1024, **fields):
     fields.setdefault("mcp_url", "http://127.0.0.1:9/mcp")
     fields.setdefault("episode_parent", str(workspace.parents[2]))  # the test's tmp_path
     result = run_agent(AgentSpec(
         command=command, workspace=str(workspace), task_text="Find the bug.\n",
-        limits=Limits(wall_s=wall_s, memory_mb=1024, disk_mb=256, output_mb=5), **fields,
+        limits=Limits(wall_s=wall_s, memory_mb=memory_mb, disk_mb=256, output_mb=5), **fields,
     ))
     return result, Path(result.stdout_path).read_text(), Path(result.stderr_path).read_text()
 
@@ -283,6 +283,15 @@ def test_an_agent_command_that_does_not_exist_is_a_clear_result(workspace):
     result, out, err = agent(workspace, "no-such-agent-cli --headless")
     assert (result.state, result.exit_code, result.limit_hit) == ("failed", 127, None)
     assert "agent command was not found" in result.message and "no-such-agent-cli" in result.message
+    assert result.wall_s < 10
+
+
+@needs_isolation
+def test_an_agent_over_its_memory_limit_is_killed(workspace):
+    result, out, err = agent(
+        workspace, "python3 -c 'import time; block = b\"x\" * (400 << 20); time.sleep(30)'", memory_mb=150,
+    )
+    assert (result.state, result.limit_hit) == ("memory_limit", "memory"), result
     assert result.wall_s < 10
 
 
