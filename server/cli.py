@@ -10,6 +10,9 @@
     bugdrill export-patches DIR [--split public]        one `git apply`-able patch per public variant
     bugdrill validate [--bugs 1,2] [--all-variants] [--markdown FILE]   the symptom matrix against baselines
     bugdrill bench [--bugs 1,2] [--matrix]              probe overhead, step times, time to a symptom
+    bugdrill eval [--agent reference|"COMMAND"] [--bugs 1,4] [--bugs-per-episode 0,1,2] [--shard i/n]
+                                                        blind episodes scored by behaviour (Inspect AI log)
+    bugdrill report LOG_OR_DIR [...]                    solve rates with 95% intervals from eval logs
     bugdrill serve [--role interviewer|candidate] [--interview ID] [--http [--host H] [--port N]]
                    [--workspaces DIR] [--max-verify N]  the MCP server (stdio by default)
 
@@ -28,6 +31,7 @@ from bug_catalog.catalog import UnknownBug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.selection import choose, matching
 from bug_catalog.split import SPLITS, variants_in
+from evals.cli import add_commands as add_eval_commands
 from sandbox.codebase import PICOCHAT_DIR, copy_codebase
 from sandbox.workspace import (
     WorkspaceError, apply_variants, create_workspace, load_answer_key, read_codebase, restore_workspace,
@@ -255,6 +259,7 @@ def build_parser():
     p.add_argument("--bugs", help="bugs to time from injection to symptom (default: a fast handful)")
     p.add_argument("--pairs", type=int, default=3, help="interleaved runs with and without the probe")
     p.add_argument("--matrix", action="store_true", help="also time the whole validation matrix")
+    add_eval_commands(commands, command)
     p = commands.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP with --http)")
     p.set_defaults(handler=cmd_serve)
     p.add_argument("--role", choices=["interviewer", "candidate"], default="interviewer",

@@ -1,0 +1,193 @@
+"""bugdrill's eval as an Inspect AI task: one blind episode per sample.
+
+setup (always runs, whatever solver replaces ours): start the episode's interview on a fresh
+workspace, outside the state directory, and note its id in the sample's store.
+solver: the agent. "react" gives a model the candidate-role MCP server (over stdio, bound to
+the episode) as its tools; "reference" runs the rule-book agent of evals/reference_agent.py
+through the same tools, so its transcript reads like a model's.
+scorer: evals/judge.py's verdict, as Inspect scores with per-sample metadata.
+"""
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import anyio
+from inspect_ai import Task
+from inspect_ai.agent import as_solver, react
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessageAssistant, execute_tools
+from inspect_ai.model._model import sample_model_usage  # not exported; the sample's log records it too
+from inspect_ai.scorer import Score, grouped, mean, scorer, stderr
+from inspect_ai.solver import solver
+from inspect_ai.tool import ToolCall, mcp_connection, mcp_server_stdio, mcp_tools
+
+from bug_catalog.catalog import load_catalog
+from bug_catalog.selection import choose
+from evals.command_agent import command_agent, require_isolation
+from evals.episodes import plan
+from evals.judge import judge
+from evals.shards import select_shard
+from evals.statement import statement
+from sandbox.state import state_dir
+from server.interviews import Interviews
+
+AGENTS = ("react", "reference")
+SETUP_SLACK_S = 60
+# tool results the reference agent parses must arrive whole (Inspect truncates at 16 KiB)
+REFERENCE_MAX_OUTPUT = 4 * 2**20
+
+
+def episodes_root():
+    """Where episode workspaces live: outside the state directory, so no path an agent sees
+    points into it."""
+    root = Path(os.environ.get("BUGDRILL_EPISODES_DIR") or Path(tempfile.gettempdir()) / "bugdrill-episodes")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def episode_workspace(interview_id):
+    return Interviews(workspaces_root=episodes_root()).get(interview_id).workspace
+
+
+def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="production_debugging",
+               episodes_per_bug=1, bugs_per_episode=1, seed=0, split="held_out", time_limit=20, agent="react",
+               shard=None, agent_command=None):
+    """The Task; bad parameters raise ValueError before any episode starts. agent_command: a
+    command-line agent run isolated (evals/command_agent.py) instead of `agent`."""
+    if agent not in AGENTS:
+        raise ValueError(f"agent must be one of {', '.join(AGENTS)}, not {agent!r}")
+    if not 0 < time_limit <= 24 * 60:
+        raise ValueError(f"time_limit is in minutes, more than 0 and at most a day, not {time_limit!r}")
+    if agent_command is not None:
+        require_isolation()
+    episodes = select_shard(plan(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode,
+                                 seed, split), shard)
+    samples = [_sample(episode, time_limit) for episode in episodes]
+    solver = command_agent(agent_command, time_limit) if agent_command else debugging_agent(agent)
+    # the agent has time_limit minutes; the sample a little more, for setup and the MCP server's start
+    return Task(dataset=MemoryDataset(samples, name="bugdrill"), setup=start_episode(), solver=solver,
+                scorer=episode_scorer(), time_limit=int(time_limit * 60) + SETUP_SLACK_S)
+
+
+def _sample(episode, time_limit):
+    catalog = load_catalog()
+    records = [catalog[p.bug] for p in episode.picks]
+    group = {0: "control", 1: None, 2: "compound"}[len(records)]
+    return Sample(
+        id=f"episode-{episode.number:03d}", input=statement(episode.kind),
+        metadata={"episode": episode.number, "kind": episode.kind, "seed": episode.seed,
+                  "bugs_per_episode": len(records), "bugs": [p.bug for p in episode.picks],
+                  "variants": [p.variant_name for p in episode.picks],
+                  "picks": [[p.bug, p.variant] for p in episode.picks],
+                  "category": group or records[0].category, "difficulty": group or records[0].difficulty,
+                  "time_limit_minutes": time_limit})
+
+
+@solver
+def start_episode():
+    async def solve(state, generate):
+        meta = state.metadata
+        interviews = Interviews(workspaces_root=episodes_root())
+        chosen = [choose(str(bug), variant) for bug, variant in meta["picks"]]
+        interview = await anyio.to_thread.run_sync(
+            lambda: interviews.start_with(meta["kind"], chosen, meta["seed"],
+                                          time_limit_s=meta["time_limit_minutes"] * 60))
+        state.store.set("interview_id", interview.id)
+        return state
+
+    return solve
+
+
+def candidate_server(interview_id):
+    """The candidate-role MCP server bound to one episode, over stdio."""
+    return mcp_server_stdio(
+        name="bugdrill", command=sys.executable,
+        args=["-m", "server.cli", "serve", "--role", "candidate", "--interview", interview_id],
+        env={"BUGDRILL_STATE_DIR": str(state_dir()), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+
+
+@solver
+def debugging_agent(agent="react"):
+    async def solve(state, generate):
+        tools = mcp_tools(candidate_server(state.store.get("interview_id")))
+        if agent == "react":
+            return await as_solver(react(tools=[tools]))(state, generate)
+        return await _run_reference(state, tools)
+
+    return solve
+
+
+async def _run_reference(state, source):
+    from evals.reference_agent import ToolFailed, run_reference_agent
+
+    async with mcp_connection([source]):
+        tools = await source.tools()
+        calls = iter(range(1, 10**6))
+
+        async def call(name, arguments):
+            message = ChatMessageAssistant(content="", tool_calls=[
+                ToolCall(id=f"call-{next(calls)}", function=name, arguments=arguments)])
+            result = await execute_tools([*state.messages, message], tools, max_output=REFERENCE_MAX_OUTPUT)
+            state.messages.extend([message, *result.messages])
+            reply = result.messages[-1]
+            if reply.error is not None:
+                raise ToolFailed(reply.error.message)
+            return _parse(reply.text)
+
+        answer = await run_reference_agent(call, state.metadata["kind"])
+    state.messages.append(ChatMessageAssistant(content=answer))
+    state.output.completion = answer
+    return state
+
+
+def _parse(text):
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"text": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+@scorer(metrics={"solved": [mean(), stderr(),
+                            grouped(mean(), "category", all=False, name_template="category {group_name}"),
+                            grouped(mean(), "difficulty", all=False, name_template="difficulty {group_name}")],
+                 "credit": [mean(), stderr()]})
+def episode_scorer():
+    async def score(state, target):
+        interviews = Interviews(workspaces_root=episodes_root())
+        interview = interviews.get(state.store.get("interview_id"))
+        verdict = await anyio.to_thread.run_sync(lambda: judge(interviews, interview))
+        summary = interviews.summary(interview)
+        if interview.is_open:
+            await anyio.to_thread.run_sync(lambda: interviews.end(interview.id))
+        usage = sample_model_usage()
+        return Score(
+            value={"solved": float(verdict.solved), "credit": verdict.credit},
+            answer=state.output.completion,
+            explanation=_explain(verdict),
+            metadata={**verdict.as_dict(), "tool_calls": _tool_calls(state), "runs": summary["runs"],
+                      "verify_calls": summary["verifies"], "hints": summary["hints_used"],
+                      "edits": summary["edits"], "seconds": interview.clock().elapsed_s,
+                      "tokens": sum(u.total_tokens for u in usage.values())})
+
+    return score
+
+
+def _tool_calls(state):
+    return sum(len(m.tool_calls or []) for m in state.messages if isinstance(m, ChatMessageAssistant))
+
+
+def _explain(verdict):
+    if verdict.control:
+        if not verdict.false_positive:
+            return "control episode: nothing claimed, nothing broken"
+        return (f"control episode, false positive: {verdict.diagnoses} diagnoses; "
+                f"broken: {'; '.join(verdict.broken) or 'nothing'}")
+    parts = [f"bug {b.bug}: place {'yes' if b.place else 'no'}, cause {'yes' if b.place and b.cause else 'no'}, "
+             f"fixed {'yes' if b.fixed else 'no'}, clean {'yes' if b.clean else 'no'}" for b in verdict.bugs]
+    if verdict.broken and verdict.broken != ["not every bug is fixed"]:
+        parts.append("broken: " + "; ".join(verdict.broken))
+    return ". ".join(parts)
