@@ -81,3 +81,18 @@ def test_shards_are_disjoint_and_cover_the_plan():
     for bad in ("3/2", "0/2", "1/0", "two/3", "1-2"):
         with pytest.raises(ValueError, match="shard"):
             parse_shard(bad)
+
+
+def test_the_published_matrix_names_no_held_out_variant():
+    from sandbox.matrix import MatrixRow, table
+
+    record = load_catalog()[4]
+    rows = [MatrixRow(bug=4, slug=record.slug, variant=v.name, scenario="base", steps=None, expected=[],
+                      observed=[], verdict=f"not run: the {v.name} note", steps_run=0, seconds=0.0, summary="")
+            for v in record.variants]
+    published = table(rows, publish=True)
+    for _, variant in variants_in(record, "held_out"):
+        assert variant.name not in published
+    for _, variant in variants_in(record, "public"):
+        assert f"| {variant.name} |" in published and f"the {variant.name} note" in published
+    assert all(v.name in table(rows) for v in record.variants)  # the terminal's table names them all
