@@ -14,6 +14,7 @@ import traceback
 
 def main(names):
     sys.path.insert(0, os.getcwd())
+    import bug_catalog.targets  # noqa: F401  (the checks of other codebases, e.g. nanochat/...)
     from bug_catalog.catalog import import_bug_modules
     from bug_catalog.registry import CHECKS
 

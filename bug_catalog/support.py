@@ -50,3 +50,23 @@ def train_in_process(*flags):
         runpy.run_module("scripts.base_train", run_name="__main__")
     finally:
         sys.argv = saved
+
+
+def assert_same_gradient(accumulated, whole):
+    """Gradients of one step over micro-batches and over the whole batch at once agree."""
+    ratio = (accumulated.norm() / whole.norm()).item()
+    cosine = torch.nn.functional.cosine_similarity(accumulated, whole, dim=0).item()
+    assert abs(ratio - 1) < 0.01 and cosine > 0.999, (
+        f"accumulated gradient vs one-batch gradient: norm ratio {ratio:.3f}, cosine {cosine:.4f}")
+
+
+def assert_qk_scale_invariant(attn, forward, label=""):
+    """With queries and keys RMS-normalised, scaling W_q by 7 and W_k by 0.2 changes nothing:
+    `forward()` runs the attention module `attn`."""
+    with torch.no_grad():
+        before = forward()
+        attn.c_q.weight.mul_(7.0)
+        attn.c_k.weight.mul_(0.2)
+        after = forward()
+    diff = (after - before).abs().max().item()
+    assert diff < 1e-4, f"{label}scaling W_q by 7 and W_k by 0.2 changes the attention output by {diff:.3g}"

@@ -53,7 +53,12 @@ def locked(path):
 
 def baseline(codebase, request: TrainingRequest, on_progress=None) -> Training:
     """The cached pristine training for this request, run now if there is none yet."""
-    key = baseline_key(codebase, request)
+    return cached(baseline_key(codebase, request), codebase, request,
+                  lambda workspace: train(workspace, request, on_progress=on_progress, label="baseline"))
+
+
+def cached(key, codebase, request, run):
+    """The training stored under `key`, else run(workspace) on a fresh copy of the codebase, stored."""
     root = state_dir() / "baselines"
     entry = root / f"{key}.json"
     with locked(root / f"{key}.lock"):
@@ -62,7 +67,7 @@ def baseline(codebase, request: TrainingRequest, on_progress=None) -> Training:
         workspace = root / key / "workspace"
         shutil.rmtree(workspace, ignore_errors=True)
         copy_codebase(codebase, workspace)
-        training = train(workspace, request, on_progress=on_progress, label="baseline")
+        training = run(workspace)
         entry.write_text(json.dumps({"training": training.id, "request": request.model_dump()}))
         return training
 

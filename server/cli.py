@@ -2,6 +2,7 @@
 
     bugdrill demo [--bug B] [--seed S]                  a production-debugging interview over MCP, end to end
     bugdrill train [--steps N] [--preset tiny|small]    train the practice codebase in a fresh copy
+    bugdrill doctor --codebase PATH                     which catalogue bugs a codebase can hold, and where
     bugdrill bugs [--category C] [--priority P] [--difficulty D]
     bugdrill inject BUG|random --workspace DIR [--variant N] [--seed S] [--codebase builtin|PATH] [--reveal]
     bugdrill reveal --workspace DIR
@@ -68,6 +69,14 @@ def cmd_train(args):
     command = [sys.executable, "-m", "scripts.base_train", f"--preset={args.preset}", f"--num_iterations={args.steps}"]
     print(f"$ {' '.join(command[1:])}", file=sys.stderr)
     return subprocess.run(command, cwd=workdir).returncode
+
+
+def cmd_doctor(args):
+    from server.doctor import diagnose, table
+
+    report = diagnose(args.codebase)
+    emit(args, report, table(report))
+    return 0 if report["kind"] else 1
 
 
 def cmd_bugs(args):
@@ -233,6 +242,8 @@ def build_parser():
         p.add_argument("--difficulty", choices=["easy", "medium", "hard"])
 
     filters(command("bugs", cmd_bugs, "list the catalogue"))
+    command("doctor", cmd_doctor, "which catalogue bugs a codebase can hold, and where").add_argument(
+        "--codebase", required=True, help="a checkout (nanochat) or the built-in codebase's path")
     p = command("inject", cmd_inject, "make a blind workspace with one bug in it")
     p.add_argument("bug", help="bug id, slug, or random")
     p.add_argument("--workspace", required=True)
