@@ -4,6 +4,7 @@ picochat's lines are `head | key: value | key: value`; the head says what kind o
 
     step 00010/00100 (10.00%) | loss: 2.9 | lr: 3.00e-03 | grad norm: 0.73 | dt: 31ms | ...
     step 00025 | val loss: 2.8 | val bpb: 1.6 | entropy floor bpb: 0.31
+    Step 00025 | Validation bpb: 1.6                   (nanochat's, read as "val bpb")
     epoch 0 done | mean train loss: 3.1
     sample 0: 'once upon a time ...'
     summary | steps: 100 | final train loss: 2.38 | ...
@@ -18,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 
 TRAIN_HEAD = re.compile(r"^step (\d+)/(\d+)")
-EVAL_HEAD = re.compile(r"^step (\d+)$")
+EVAL_HEAD = re.compile(r"^step (\d+)$", re.IGNORECASE)  # nanochat: "Step 00025 | Validation bpb: 1.9"
+EVAL_ALIASES = {"Validation bpb": "val bpb"}
 SAMPLE_LINE = re.compile(r"^sample(?: (\d+))?: (.*)$")
 NUMBER = re.compile(r"^[-+]?(\d[\d,]*\.?\d*(e[-+]?\d+)?|nan|inf)(ms|s|%)?$", re.IGNORECASE)
 
@@ -74,7 +76,8 @@ def parse_line(log, line):
         log.planned_steps = int(train.group(2))
         log.train.append({"step": int(train.group(1)), **parse_fields(parts)})
     elif evaluation := EVAL_HEAD.match(head):
-        log.evals.append({"step": int(evaluation.group(1)), **parse_fields(parts)})
+        fields = {EVAL_ALIASES.get(k, k): v for k, v in parse_fields(parts).items()}
+        log.evals.append({"step": int(evaluation.group(1)), **fields})
     elif head == "summary":
         log.summary = parse_fields(parts)
     elif ":" in head and any(isinstance(v, float) for v in parse_fields([head, *parts]).values()):
@@ -90,6 +93,11 @@ def parse_log(text):
     log = ParsedLog()
     for line in text.splitlines():
         line = line.strip()
-        if line and not line.startswith("config:"):
+        if any(ch.isalnum() for ch in line) and not line.startswith("config:"):  # no banners or rules
             parse_line(log, line)
+    if log.train and log.train[0]["step"] == 0:
+        # nanochat prints "step 00000/00060" after its first optimizer step: read steps as steps done,
+        # as picochat and the probe count them
+        for record in log.train:
+            record["step"] += 1
     return log

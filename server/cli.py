@@ -2,6 +2,7 @@
 
     bugdrill demo [--bug B] [--seed S]                  a production-debugging interview over MCP, end to end
     bugdrill train [--steps N] [--preset tiny|small]    train the practice codebase in a fresh copy
+    bugdrill train --codebase NANOCHAT [--bug B]        train a nanochat checkout offline, against its baseline
     bugdrill doctor --codebase PATH                     which catalogue bugs a codebase can hold, and where
     bugdrill bugs [--category C] [--priority P] [--difficulty D]
     bugdrill inject BUG|random --workspace DIR [--variant N] [--seed S] [--codebase builtin|PATH] [--reveal]
@@ -63,6 +64,10 @@ def cmd_demo(args):
 
 
 def cmd_train(args):
+    if args.codebase:  # a nanochat checkout: data, tokenizer and base_train offline, against a baseline
+        from server.nanochat_train import train_nanochat
+        return train_nanochat(args.codebase, args.steps, args.bug, args.variant, args.seed, args.device_type,
+                              args.workspace)
     workdir = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="bugdrill-train-")) / "picochat"
     copy_codebase(PICOCHAT_DIR, workdir)
     print(f"practice codebase copied to {workdir}", file=sys.stderr)
@@ -235,6 +240,11 @@ def build_parser():
     p.add_argument("--preset", choices=["tiny", "small"], default="tiny")
     p.add_argument("--steps", type=int, default=100, help="optimizer steps")
     p.add_argument("--workspace", default=None, help="directory to copy into (must not exist)")
+    p.add_argument("--codebase", help="a nanochat checkout to train instead (offline, tiny config, with the probe)")
+    p.add_argument("--bug", help="with --codebase: inject this bug (id, slug or random) into a blind copy first")
+    p.add_argument("--variant", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device-type", default="", help="with --codebase: cuda, cpu or mps (default: nanochat's choice)")
 
     def filters(p):
         p.add_argument("--category")
