@@ -163,10 +163,11 @@ def cmd_validate(args):
     rows = validate(bugs, jobs=args.jobs, measure_all=args.all_variants, on_row=progress)
     seconds = time.time() - started
     missing = [r for r in rows if r.verdict == "missing"]
-    text = table(rows) + f"\n\n{len(rows)} rows, {len(missing)} missing their recorded symptom, {seconds:.0f} s in all"
+    footer = f"\n\n{len(rows)} rows, {len(missing)} missing their recorded symptom, {seconds:.0f} s in all"
+    text = table(rows) + footer
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(MATRIX_PREAMBLE + text + "\n")
+        Path(args.markdown).write_text(MATRIX_PREAMBLE + table(rows, publish=True) + footer + "\n")
     emit(args, {"rows": [r.model_dump() for r in rows], "seconds": round(seconds, 1)}, text)
     return 1 if missing else 0
 
@@ -177,6 +178,7 @@ Written by `bugdrill validate --markdown docs/validation.md`: each bug variant i
 fresh workspace, trained with the scenario its record names, classified against the pristine
 baseline of the same request (seed 42, one thread, CPU), and compared with the symptom classes
 the record lists. Seconds run from injection to the classified symptom; baselines are cached.
+Variants held out for evals (bug_catalog/split.py) appear by their measurements only.
 
 """
 
