@@ -6,12 +6,14 @@ is the cached baseline; with --bug a blind workspace gets the bug (nothing print
 summary against the baseline and the views asked for.
 """
 
+import random
 import sys
 import tempfile
 from pathlib import Path
 
+from bug_catalog.catalog import get_bug
 from bug_catalog.selection import choose
-from bug_catalog.targets.nanochat import edit_for, variant_for
+from bug_catalog.targets.nanochat import applicability, edit_for, variant_for
 from sandbox.nanochat import NanochatRequest, baseline, text_copy, train
 from sandbox.symptoms import classify
 from sandbox.training import training_data
@@ -31,6 +33,16 @@ def progress(label):
     return show
 
 
+def choose_applicable(source, bug, variant, seed):
+    """choose(), but "random" draws only among the variants that apply to this checkout."""
+    if bug != "random":
+        return choose(bug, variant, seed)
+    rows = [row for row in applicability(source) if row["applies"]]
+    row = random.Random(seed).choice(rows)
+    record = get_bug(row["bug"])
+    return record, next(v for v in record.variants if v.name == row["variant"])
+
+
 def report(name, training):
     print(f"{name}: run {training.id} {training.state} in {training.wall_s:.1f} s ({training.message})")
 
@@ -42,6 +54,11 @@ def train_nanochat(codebase, steps, bug=None, variant=None, seed=None, device_ty
     skipped = text_copy(codebase, source)
     if skipped:
         print(f"left out of the copy (not text): {', '.join(skipped)}", file=sys.stderr)
+    if bug is not None:
+        record, chosen = choose_applicable(source, bug, variant, seed)
+        if edit_for(record, chosen) is None:
+            raise WorkspaceError(f"bug {record.id} variant {chosen.name} does not apply to nanochat "
+                                 f"(see bugdrill doctor --codebase {codebase})")
     request = NanochatRequest(steps=steps, device_type=device_type)
     pristine = baseline(source, request, on_progress=progress("baseline (pristine nanochat)"))
     report("baseline", pristine)
@@ -49,10 +66,6 @@ def train_nanochat(codebase, steps, bug=None, variant=None, seed=None, device_ty
     if bug is None:
         run, data, base_data = pristine, base_data, None
     else:
-        record, chosen = choose(bug, variant, seed)
-        if edit_for(record, chosen) is None:
-            raise WorkspaceError(f"bug {record.id} variant {chosen.name} does not apply to nanochat "
-                                 f"(see bugdrill doctor --codebase {codebase})")
         workspace = Path(workspace) if workspace else scratch / "workspace" / "nanochat"
         key = create_workspace(workspace, source, [(record, variant_for(record, chosen))], "nanochat", seed)
         print(f"workspace: {key['workspace']}")

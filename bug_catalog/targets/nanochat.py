@@ -268,9 +268,9 @@ def _(source):
 
 @nanochat_edit("params-not-optimized.no-decay-group-dropped", GPT)
 def _(source):
-    smear_group = m.Element(value=m.Call(func=m.Name("dict"), args=[
-        m.ZeroOrMore(), m.Arg(keyword=m.Name("params"), value=m.Name("smear_params")), m.ZeroOrMore()]))
-    return cst.replace_node(source, "setup_optimizer", smear_group, lambda node: cst_.RemovalSentinel.REMOVE)
+    x0_group = m.Element(value=m.Call(func=m.Name("dict"), args=[
+        m.ZeroOrMore(), m.Arg(keyword=m.Name("params"), value=m.Name("x0_params")), m.ZeroOrMore()]))
+    return cst.replace_node(source, "setup_optimizer", x0_group, lambda node: cst_.RemovalSentinel.REMOVE)
 
 
 # ----------------------------------------------------------------------------- attention kernels (flash_attention.py)

@@ -1,0 +1,142 @@
+"""The real karpathy/nanochat as a target codebase.
+
+The catalogue's bookkeeping (every bug has a nanochat edit or a reason) is tested always. The
+rest needs a checkout: set NANOCHAT_DIR to one (git clone https://github.com/karpathy/nanochat)
+and install what it imports (pip install 'bugdrill[nanochat]'); otherwise it is skipped.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bug_catalog.catalog import load_catalog
+from bug_catalog.checking import run_checks
+from bug_catalog.registry import CHECKS, EDITS
+from bug_catalog.targets.nanochat import (
+    NOT_APPLICABLE, PREFIX, VARIANT_NOT_APPLICABLE, applicability, check_for, edit_for, variant_for,
+)
+from sandbox.workspace import create_workspace
+
+NANOCHAT_DIR = os.environ.get("NANOCHAT_DIR")
+MISSING = [name for name in ("pyarrow", "rustbpe", "tiktoken", "wandb") if importlib.util.find_spec(name) is None]
+needs_checkout = pytest.mark.skipif(
+    not NANOCHAT_DIR or MISSING,
+    reason="set NANOCHAT_DIR to a nanochat checkout to run this" if not NANOCHAT_DIR
+    else f"nanochat's dependencies are missing ({', '.join(MISSING)}): pip install 'bugdrill[nanochat]'")
+IMPORTS = ("import nanochat.gpt, nanochat.engine, nanochat.dataloader, nanochat.loss_eval, nanochat.core_eval, "
+           "nanochat.tokenizer, nanochat.flash_attention, py_compile; "
+           "py_compile.compile('scripts/base_train.py', doraise=True)")
+NANOCHAT_CHECKS = sorted(name for name in CHECKS if name.startswith(PREFIX))
+
+
+def picks():
+    return [(record, variant) for record in sorted(load_catalog().values(), key=lambda r: r.id)
+            for variant in record.variants]
+
+
+def test_every_catalogue_variant_has_a_nanochat_edit_or_a_reason():
+    for record, variant in picks():
+        has_edit = edit_for(record, variant) is not None
+        reasons = [NOT_APPLICABLE.get(record.id), VARIANT_NOT_APPLICABLE.get((record.id, variant.name))]
+        assert has_edit != any(reasons), f"bug {record.id} {variant.name}: an edit and a reason, or neither"
+        if has_edit:
+            assert check_for(record) in CHECKS, f"bug {record.id} has a nanochat edit but no nanochat check"
+    edits = {name for name in EDITS if name.startswith(PREFIX)}
+    assert edits == {PREFIX + f"{r.slug}.{v.name}" for r, v in picks() if edit_for(r, v)}, "an edit no variant names"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """The checkout's text files (blind workspaces copy text only)."""
+    from sandbox.nanochat import text_copy
+
+    path = tmp_path_factory.mktemp("nanochat-source") / "nanochat"
+    text_copy(NANOCHAT_DIR, path)
+    return path
+
+
+@needs_checkout
+def test_doctor_lists_where_each_bug_applies_and_why_the_others_do_not(source):
+    rows = applicability(NANOCHAT_DIR)
+    assert len(rows) == len(picks())
+    for row, (record, variant) in zip(rows, picks()):
+        assert (row["bug"], row["variant"]) == (record.id, variant.name)
+        if row["applies"]:
+            assert row["where"].split(":")[0] == edit_for(record, variant).file and row["function"]
+        else:
+            assert row["reason"], f"bug {row['bug']} {row['variant']} does not apply and says not why"
+    result = subprocess.run([sys.executable, "-m", "server.cli", "doctor", "--codebase", NANOCHAT_DIR],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "catalogue bugs apply" in result.stdout
+    assert "does not apply:" in result.stdout and "no dropout" in result.stdout
+
+
+def test_doctor_says_plainly_when_a_codebase_is_neither(tmp_path):
+    (tmp_path / "train.py").write_text("print('hello')\n")
+    result = subprocess.run([sys.executable, "-m", "server.cli", "doctor", "--codebase", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "neither picochat" in result.stdout and "nor a nanochat checkout" in result.stdout
+
+
+@needs_checkout
+def test_the_pristine_checkout_passes_every_nanochat_check(source, tmp_path):
+    workspace = tmp_path / "pristine" / "nanochat"
+    create_workspace(workspace, source, [], "nanochat")
+    results = run_checks(workspace, NANOCHAT_CHECKS, timeout=900, jobs=2)
+    failed = {name: r["detail"] for name, r in results.items() if not r["passed"]}
+    assert not failed, failed
+
+
+@needs_checkout
+def test_each_applicable_variant_injects_silently_still_imports_and_fails_its_check(source, tmp_path):
+    applying = {(row["bug"], row["variant"]) for row in applicability(source) if row["applies"]}
+    chosen = [(r, v) for r, v in picks() if (r.id, v.name) in applying]
+    assert len(chosen) >= 30, f"only {len(chosen)} variants apply to this checkout"
+
+    def one(pick):
+        record, variant = pick
+        workspace = tmp_path / f"{record.id}-{variant.name}" / "nanochat"
+        key = create_workspace(workspace, source, [(record, variant_for(record, variant))], "nanochat")
+        problems = []
+        bugged = (workspace / key["bugs"][0]["file"]).read_text()
+        if any(word in bugged.lower() for word in ("bugdrill", "injected")):
+            problems.append("the bugged file mentions the injection")
+        imported = subprocess.run([sys.executable, "-c", IMPORTS], cwd=workspace, capture_output=True, text=True)
+        if imported.returncode != 0:
+            problems.append(f"does not import: {imported.stderr[-300:]}")
+        result = run_checks(workspace, [check_for(record)], timeout=600)[check_for(record)]
+        if result["passed"]:
+            problems.append(f"its check {check_for(record)} passes")
+        return f"{record.id} {variant.name}", problems
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = dict(pool.map(one, chosen))
+    assert not any(outcomes.values()), {name: p for name, p in outcomes.items() if p}
+
+
+@needs_checkout
+def test_a_short_cpu_run_of_base_train_records_the_probes_telemetry(source, tmp_path, monkeypatch):
+    from sandbox.nanochat import NanochatRequest, train
+    from sandbox.training import training_data
+
+    monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
+    workspace = tmp_path / "run" / "nanochat"
+    create_workspace(workspace, source, [], "nanochat")
+    started = time.time()
+    training = train(workspace, NanochatRequest(steps=10, eval_every=5, device_type="cpu"))
+    print(f"10 steps of base_train on the CPU, data and tokenizer included: {time.time() - started:.1f} s")
+    assert training.state == "finished", training.message
+    data = training_data(training)
+    steps = data.steps
+    assert [r["step"] for r in steps] == list(range(1, 11))
+    for record in steps:
+        assert record["loss"] > 0 and record["grad_norm"] > 0 and len(record["lr"]) >= 2
+    assert [r["step"] for r in data.log.train] == list(range(1, 11)), "log steps read as steps done"
+    assert [r["step"] for r in data.log.evals] == [0, 5, 10] and all(r["val bpb"] > 0 for r in data.log.evals)
+    assert not list(Path(workspace).rglob("*.parquet")), "data went into the workspace"
