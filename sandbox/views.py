@@ -84,7 +84,10 @@ def log_view(run, baseline, every):
     base = {r["step"]: r for r in baseline.log.train} if baseline else {}
     steps = sorted(train)
     k = every or choose_k(len(steps))
-    rows = [[s, train[s].get("loss"), base.get(s, {}).get("loss"), train[s].get("lr"), base.get(s, {}).get("lr")]
+    # a script that logs no lr (nanochat prints a multiplier): the probe's, first parameter group
+    lr, base_lr = probe_lr(run), probe_lr(baseline) if baseline else {}
+    rows = [[s, train[s].get("loss"), base.get(s, {}).get("loss"), train[s].get("lr", lr.get(s)),
+             base.get(s, {}).get("lr", base_lr.get(s))]
             for s, _ in every_k([(s, None) for s in steps], k)]
     parts = [table(["step", "loss", "baseline loss", "lr", "baseline lr"], rows)] if rows else []
     if not rows and run.steps:  # a script that prints nothing we can read: the probe's figures
@@ -95,6 +98,10 @@ def log_view(run, baseline, every):
         parts.append(eval_table(run, baseline))
     parts += [n for n in run.log.notes][:10]
     return "\n\n".join(parts) or "The run printed no step lines."
+
+
+def probe_lr(run):
+    return {r["step"]: r["lr"][0] for r in run.steps if r.get("lr")}
 
 
 def eval_table(run, baseline):

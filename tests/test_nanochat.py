@@ -51,6 +51,16 @@ def test_every_catalogue_variant_has_a_nanochat_edit_or_a_reason():
     assert edits == {PREFIX + f"{r.slug}.{v.name}" for r, v in picks() if edit_for(r, v)}, "an edit no variant names"
 
 
+def test_an_answer_keys_bug_names_its_own_codebases_check():
+    from bug_catalog.targets import check_name
+
+    for record, variant in picks():
+        assert check_name(record, {"edit": variant.edit}) == record.check
+        if edit_for(record, variant):
+            picked = variant_for(record, variant)
+            assert check_name(record, {"edit": picked.edit}) == check_for(record) == PREFIX + record.check
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """The checkout's text files (blind workspaces copy text only)."""
