@@ -286,7 +286,7 @@ SUSPECTS = {s.name: s for s in (
             or val_loader_augmented(line, before)),
     Suspect("worker_cache", r"self\.\w*cache\w*\[|functools\.cache|lru_cache", DATA,
             "the dataset memoises items in a dict cache on the dataset: memory grows in every worker",
-            bad=r"self\.\w*cache\w*\[[^]]*\]\s*="),
+            bad=r"self\.\w*cache\w*\[\s*(index|idx|i|item)\s*\]\s*="),  # items by index, not a bounded table
     Suspect("train_val_split", r"\btrain\s*=|val_index|setdefault", ("picochat/dataset.py",),
             "train and validation overlap: the split puts validation examples into training (duplicates "
             "not removed or the train split is all examples), so validation is contaminated",
