@@ -44,7 +44,7 @@ def diagnose(codebase):
 def summary(kind, path, rows):
     if kind is None:
         return (f"{path} is neither picochat (bugdrill's built-in codebase) nor a nanochat checkout "
-                f"(no nanochat/gpt.py, nanochat/dataset.py, scripts/base_train.py, ...): bugdrill has no edits for it.")
+                f"(no nanochat/gpt.py, nanochat/dataset.py, scripts/base_train.py, scripts/tok_train.py): bugdrill has no edits for it.")
     bugs = {row["bug"] for row in rows}
     applying = {row["bug"] for row in rows if row["applies"]}
     variants = sum(row["applies"] for row in rows)

@@ -46,8 +46,7 @@ TOKENIZER = "nanochat/tokenizer.py"
 CORE_EVAL = "nanochat/core_eval.py"
 ATTN = "CausalSelfAttention.forward"
 # files whose presence marks a nanochat checkout
-MARKERS = ("nanochat/gpt.py", "nanochat/dataset.py", "nanochat/flash_attention.py", "scripts/base_train.py",
-           "scripts/tok_train.py")
+MARKERS = ("nanochat/gpt.py", "nanochat/dataset.py", "scripts/base_train.py", "scripts/tok_train.py")
 
 NO_EFFECT = "no dropout and no BatchNorm, so model.train()/eval() change nothing"
 NOT_APPLICABLE = {
@@ -460,7 +459,9 @@ def use_check_settings():
     NANOCHAT_BASE_DIR (never ~/.cache/nanochat), and TorchDynamo is off so that nanochat's
     torch.compile runs eagerly and global hooks see every step."""
     if not os.environ.get("NANOCHAT_BASE_DIR"):
-        scratch = os.environ.get("PICOCHAT_BASE_DIR") or os.path.join(os.getcwd(), ".nanochat-check")
+        import tempfile
+
+        scratch = os.environ.get("PICOCHAT_BASE_DIR") or tempfile.mkdtemp(prefix="bugdrill-nanochat-check-")
         os.environ["NANOCHAT_BASE_DIR"] = os.path.join(scratch, "nanochat")
     os.environ["TORCHDYNAMO_DISABLE"] = "1"
     import torch._dynamo
