@@ -127,7 +127,9 @@ def cmd_restore(args):
 def cmd_check(args):
     key = load_answer_key(args.workspace)
     catalog = load_catalog()
-    names = [catalog[b["id"]].check for b in key["bugs"]]
+    from bug_catalog.targets import check_name  # a nanochat workspace's bug has nanochat's check
+
+    names = [check_name(catalog[b["id"]], b) for b in key["bugs"]]
     results = run_checks(args.workspace, names)
     fixed = all(results[name]["passed"] for name in names)
     emit(args, {"fixed": fixed}, "fixed" if fixed else "not fixed")
