@@ -68,8 +68,8 @@ def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="p
     samples = [_sample(episode, time_limit) for episode in episodes]
     solver = command_agent(agent_command, time_limit) if agent_command else debugging_agent(agent)
     # the agent has time_limit minutes; the sample a little more, for setup and the MCP server's start
-    return Task(dataset=MemoryDataset(samples, name="bugdrill"), setup=start_episode(), solver=solver,
-                scorer=episode_scorer(), time_limit=int(time_limit * 60) + SETUP_SLACK_S)
+    return Task(name="ml_debugging", dataset=MemoryDataset(samples, name="bugdrill"), setup=start_episode(),
+                solver=solver, scorer=episode_scorer(), time_limit=int(time_limit * 60) + SETUP_SLACK_S)
 
 
 def _sample(episode, time_limit):
