@@ -110,13 +110,15 @@ def prepare_data(base_dir, codebase, num_stories=20000, vocab_size=4096, seed=42
     return base_dir
 
 
-def train(workspace, request: NanochatRequest, label="nanochat", on_progress=None) -> Training:
-    """Prepare data and run base_train once in `workspace` under the runner, with the probe."""
+def train(workspace, request: NanochatRequest, label="nanochat", on_progress=None, training_id=None) -> Training:
+    """Prepare data and run base_train once in `workspace` under the runner, with the probe.
+    Same contract as sandbox.training.train: on_progress(stage, stages, RunResult), and
+    `training_id` (from new_id) lets a caller record the run before it starts."""
     validate_args(request.args)
     argv = ["-m", "scripts.base_train", *request.flags()]
     as_training = TrainingRequest(scenario="base", steps=request.steps, args=argv[2:], threads=request.threads,
                                   wall_s=request.wall_s, memory_mb=request.memory_mb)
-    training = Training(id=new_id(), workspace=str(Path(workspace).resolve()), request=as_training,
+    training = Training(id=training_id or new_id(), workspace=str(Path(workspace).resolve()), request=as_training,
                         started=time.time())
     data_dir = trainings_dir() / training.id / "data"
     data_dir.mkdir(parents=True)
