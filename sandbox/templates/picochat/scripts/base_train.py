@@ -207,6 +207,7 @@ def main():
         scaler.unscale_(optimizer)
         grad_norm = clip_grad_norm(raw_model.parameters(), args.grad_clip) if args.grad_clip > 0 else float("nan")
         scaler.step(optimizer)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step used, before the scheduler moves it on
         scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -228,7 +229,7 @@ def main():
         print0(
             dist_info,
             f"step {step:05d}/{args.num_iterations:05d} ({100 * step / args.num_iterations:.2f}%) | "
-            f"loss: {step_loss.item():.4f} | lr: {scheduler.get_last_lr()[0]:.2e} | "
+            f"loss: {step_loss.item():.4f} | lr: {lr:.2e} | "
             f"grad norm: {float(grad_norm):.4f} | dt: {dt * 1000:.0f}ms | "
             f"tok/sec: {round(total_batch_size / dt):,} | epoch: {epoch}",
         )
