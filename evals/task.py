@@ -20,7 +20,7 @@ from inspect_ai.agent import as_solver, react
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageAssistant, execute_tools
 from inspect_ai.model._model import sample_model_usage  # not exported; the sample's log records it too
-from inspect_ai.scorer import Score, grouped, mean, scorer, stderr
+from inspect_ai.scorer import Score, grouped, mean, metric, scorer, stderr
 from inspect_ai.solver import solver
 from inspect_ai.tool import ToolCall, mcp_connection, mcp_server_stdio, mcp_tools
 
@@ -151,9 +151,29 @@ def _parse(text):
     return value if isinstance(value, dict) else {"value": value}
 
 
-@scorer(metrics={"solved": [mean(), stderr(),
-                            grouped(mean(), "category", all=False, name_template="category {group_name}"),
-                            grouped(mean(), "difficulty", all=False, name_template="difficulty {group_name}")],
+# Inspect keys a scorer's metrics by registry name, so each grouping is a metric of its own name
+@metric
+def by_category():
+    return grouped(mean(), "category", all=False)
+
+
+@metric
+def by_category_stderr():
+    return grouped(stderr(), "category", all=False)
+
+
+@metric
+def by_difficulty():
+    return grouped(mean(), "difficulty", all=False)
+
+
+@metric
+def by_difficulty_stderr():
+    return grouped(stderr(), "difficulty", all=False)
+
+
+@scorer(metrics={"solved": [mean(), stderr(), by_category(), by_category_stderr(), by_difficulty(),
+                            by_difficulty_stderr()],
                  "credit": [mean(), stderr()]})
 def episode_scorer():
     async def score(state, target):
