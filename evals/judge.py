@@ -73,8 +73,10 @@ def judge(interviews, interview):
         broken = _broken(interview, key) if changed else []
         return EpisodeVerdict(True, [], len(diagnoses), len(diagnoses), changed, broken,
                               false_positive=bool(diagnoses or broken))
+    from bug_catalog.targets import check_name  # a nanochat bug is judged by nanochat's check
+
     catalog = load_catalog()
-    own = {b["id"]: catalog[b["id"]].check for b in key["bugs"]}
+    own = {b["id"]: check_name(catalog[b["id"]], b) for b in key["bugs"]}
     results = run_checks(str(interview.workspace), sorted(set(own.values())))
     fixed = {bug: results[check]["passed"] for bug, check in own.items()}
     broken = _broken(interview, key) if all(fixed.values()) else ["not every bug is fixed"]

@@ -19,8 +19,6 @@ from bug_catalog.registry import EDITS, EditError
 from sandbox.codebase import IGNORED_NAMES
 from sandbox.state import answer_key_path
 
-AUTHOR = git.Actor("picochat", "picochat@example.com")
-COMMIT_MESSAGE = "Initial import of picochat"
 
 
 class WorkspaceError(Exception):
@@ -39,12 +37,16 @@ class InjectedBug:
 
 
 def read_codebase(codebase):
-    """Every file of a codebase as {relative path: text}, build outputs left out."""
+    """Every text file of a codebase as {relative path: text}, build outputs and binary files (such
+    as nanochat's dev/*.png) left out: a workspace holds code."""
     files = {}
     for path in sorted(Path(codebase).rglob("*")):
         relative = path.relative_to(codebase)
         if path.is_file() and not any(part in IGNORED_NAMES or part.endswith(".pyc") for part in relative.parts):
-            files[relative.as_posix()] = path.read_text()
+            try:
+                files[relative.as_posix()] = path.read_text()
+            except UnicodeDecodeError:
+                continue
     return files
 
 
@@ -84,14 +86,16 @@ def write_tree(workspace, files, stamp):
     os.utime(workspace, (stamp, stamp))
 
 
-def commit_tree(workspace, stamp):
-    """One commit made by git itself, so its reflog reads like any repository's first commit."""
+def commit_tree(workspace, stamp, name="picochat"):
+    """One commit made by git itself, so its reflog reads like any repository's first commit; its
+    author and message name the codebase ("Initial import of picochat")."""
     repo = git.Repo.init(workspace, initial_branch="main")
     date = f"{stamp} +0000"
-    env = {"GIT_AUTHOR_NAME": AUTHOR.name, "GIT_AUTHOR_EMAIL": AUTHOR.email, "GIT_AUTHOR_DATE": date,
-           "GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email, "GIT_COMMITTER_DATE": date}
+    author = git.Actor(name, f"{name}@example.com")
+    env = {"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email, "GIT_AUTHOR_DATE": date,
+           "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email, "GIT_COMMITTER_DATE": date}
     repo.git.add("--all")
-    repo.git.commit("--quiet", "--no-verify", "-m", COMMIT_MESSAGE, env=env)
+    repo.git.commit("--quiet", "--no-verify", "-m", f"Initial import of {name}", env=env)
     repo.close()
 
 
@@ -103,7 +107,7 @@ def create_workspace(workspace, codebase, chosen, codebase_name="builtin", seed=
     injected = apply_variants(files, chosen)  # may fail: nothing written yet
     stamp = int(time.time())
     write_tree(workspace, files, stamp)
-    commit_tree(workspace, stamp)
+    commit_tree(workspace, stamp, Path(codebase).resolve().name)
     key = {"workspace": str(workspace), "codebase": codebase_name, "codebase_path": str(codebase),
            "seed": seed, "bugs": [asdict(bug) for bug in injected]}
     path = answer_key_path(workspace)

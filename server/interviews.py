@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bug_catalog.catalog import get_bug, load_catalog
 from bug_catalog.checking import run_checks
-from bug_catalog.registry import EDITS
+from bug_catalog.registry import CHECKS, EDITS, EditError
 from bug_catalog.selection import choose, matching
 from sandbox.codebase import PICOCHAT_DIR
 from sandbox.state import state_dir
@@ -101,14 +101,36 @@ class StageResult:
     bug_id: int | None = None  # None: the stage is about the whole workspace
 
 
+def target_of(path):
+    """The one place that tells which codebase an interview is on: "nanochat" for a nanochat
+    checkout (its own edits, checks and runs: bug_catalog/targets, sandbox/nanochat.py), else
+    None (picochat or a custom codebase). The answer key records "nanochat" as its codebase."""
+    from server.doctor import kind_of
+
+    return "nanochat" if kind_of(path) == "nanochat" else None
+
+
+def every_check(codebase):
+    """The names of every behavioural check of an answer key's codebase; none for a custom one."""
+    if codebase == "builtin":
+        return {r.check for r in load_catalog().values()}
+    if codebase == "nanochat":
+        from bug_catalog.targets.nanochat import PREFIX
+
+        return {name for name in CHECKS if name.startswith(PREFIX)}
+    return set()
+
+
 def bug_checks(interview, key, report=None):
-    """The default verification stage: every behavioural check of the catalogue, whatever the bug
+    """The default verification stage: every behavioural check of the codebase, whatever the bug
     (so neither the answer nor the time it takes says which bug), in two child processes. Each
     injected bug's own check is its stage; the others together say whether the fix broke
     something else."""
+    from bug_catalog.targets import check_name  # a nanochat bug is judged by nanochat's check
+
     catalog = load_catalog()
-    own = {catalog[b["id"]].check: b["id"] for b in key["bugs"]}
-    names = sorted({r.check for r in catalog.values()} if interview.codebase == "builtin" else own)
+    own = {check_name(catalog[b["id"]], b): b["id"] for b in key["bugs"]}
+    names = sorted(every_check(key["codebase"]) | set(own))
     if report:
         report(0, 1, f"running {len(names)} behavioural checks")
     results = run_checks(str(interview.workspace), names, jobs=2)
@@ -122,6 +144,22 @@ def bug_checks(interview, key, report=None):
     if report:
         report(1, 1, "checks done")
     return stages
+
+
+def nanochat_pick(record, variant, drawn, seed, source):
+    """The pick on a nanochat checkout: the variant asked for if it applies there, or one drawn with
+    the seed among the bug's variants that do; otherwise an error with the applicability table's reason."""
+    from bug_catalog.targets.nanochat import applicability
+
+    rows = applicability(source, [record])
+    fits = [v for v, row in zip(record.variants, rows) if row["applies"]]
+    if drawn and fits:
+        return record, random.Random(seed).choice(fits)
+    if any(v.name == variant.name for v in fits):
+        return record, variant
+    reasons = dict.fromkeys(row["reason"] for row in rows if drawn or row["variant"] == variant.name)
+    raise InterviewError(f"bug {record.id} ({record.slug}){'' if drawn else f' variant {variant.name}'} does not "
+                         f"apply to this nanochat checkout: {'; '.join(reasons)}")
 
 
 class Interviews:
@@ -181,26 +219,36 @@ class Interviews:
     # starting
 
     def _codebase(self, codebase):
+        """(source directory, the codebase as the answer key names it: "builtin", "nanochat" or the path)."""
         if codebase == "builtin":
-            return PICOCHAT_DIR
+            return PICOCHAT_DIR, "builtin"
         path = Path(codebase).expanduser()
         if not path.is_absolute() or not path.is_dir():
             raise InterviewError(f"codebase must be 'builtin' or the absolute path of a directory, not {codebase!r}")
-        return path
+        return path, target_of(path) or codebase
 
     def _choose(self, kind, bug, variant, seed, codebase, **filters):
+        source, name = self._codebase(codebase)
         if str(bug) != "random":
-            return choose(str(bug), variant, seed)
+            picked = choose(str(bug), variant, seed)
+            return nanochat_pick(*picked, variant is None, seed, source) if name == "nanochat" else picked
         if variant is not None:  # its range would tell which bug was drawn
             raise InterviewError("a variant number needs a specific bug; with bug='random' the variant is drawn too")
         candidates = [r for r in matching(**filters)
                       if codebase in r.codebases or codebase != "builtin"
                       if kind == "practice" or kind in r.interview_types]
+        if name == "nanochat":
+            from bug_catalog.targets.nanochat import applicability
+
+            applies = {row["bug"] for row in applicability(source, candidates) if row["applies"]}
+            candidates = [r for r in candidates if r.id in applies]
         if not candidates:
-            raise InterviewError("no bug in the catalogue matches those filters for this kind of interview; "
+            raise InterviewError("no bug in the catalogue matches those filters for this kind of interview"
+                                 f"{' and applies to this nanochat checkout' if name == 'nanochat' else ''}; "
                                  "list_bugs shows what there is")
         record = random.Random(f"bug:{seed}").choice(sorted(candidates, key=lambda r: r.id))
-        return choose(str(record.id), variant, seed)
+        picked = choose(str(record.id), variant, seed)
+        return nanochat_pick(*picked, True, seed, source) if name == "nanochat" else picked
 
     def start(self, kind, bug="random", variant=None, seed=None, category=None, priority=None, difficulty=None,
               codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S):
@@ -219,12 +267,19 @@ class Interviews:
         where nothing is wrong), one, or two (a compound episode, a verdict per bug)."""
         if kind not in KINDS:
             raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
-        source = self._codebase(codebase)
+        source, name = self._codebase(codebase)
+        if name == "nanochat":  # the catalogue's picks as nanochat's edits
+            from bug_catalog.targets.nanochat import variant_for
+
+            try:
+                chosen = [(record, variant_for(record, variant)) for record, variant in chosen]
+            except EditError as error:
+                raise InterviewError(f"{error}: bugdrill doctor --codebase {codebase} lists what applies") from None
         interview_id = secrets.token_hex(6)
         workspace = self.workspaces_root / interview_id / (source.name if codebase != "builtin" else "picochat")
         try:
-            key = create_workspace(workspace, source, chosen, codebase, seed)
-        except (UnicodeDecodeError, OSError) as error:  # a custom codebase with binary or unreadable files
+            key = create_workspace(workspace, source, chosen, name, seed)
+        except OSError as error:  # a custom codebase with unreadable files
             raise InterviewError(f"cannot copy the codebase {codebase!r}: {error}") from None
         homes = {e.file for e in EDITS.values()}
         home_files = {} if key["bugs"] else {p: t for p, t in read_codebase(source).items() if p in homes}

@@ -45,6 +45,8 @@ def bugged_text(bug):
         out.extend(before[position:])
         return "".join(out)
     except ValueError:
+        import bug_catalog.targets  # noqa: F401  (registers the edits of other codebases, e.g. nanochat/...)
+
         return EDITS[bug["edit"]].apply(bug["pristine"])
 
 

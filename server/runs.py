@@ -1,16 +1,20 @@
 """Training runs of an interview, with no MCP in it: run, classify against baseline, view.
 
 The run an interview opens with is the one the catalogue measured for its bug (scenario, steps,
-flags); the candidate may run any scenario with their own flags. Every run is recorded as a
+flags); the candidate may run any scenario with their own flags. On a nanochat checkout every run
+is nanochat's own scripts/base_train.py (sandbox/nanochat.py), with the candidate's steps and
+flags, against the pristine checkout's run: `trainer_of` is where the two part. Every run is recorded as a
 `run` event of its interview, and a run can only be viewed through the interview that made it.
 One run at a time per interview: a second one is refused, not queued.
 """
 
 import fcntl
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from bug_catalog.catalog import load_catalog
-from sandbox import baselines
+from sandbox import baselines, nanochat
 from sandbox.codebase import PICOCHAT_DIR
 from sandbox.matrix import request_for
 from sandbox.runner import RunError, read_log, run_result, stop_run
@@ -25,6 +29,22 @@ SANITY_REQUEST = TrainingRequest(scenario="base", steps=30, args=["--num_samples
 BROKEN = SEVERE | {"below_entropy_floor", "slower_than_baseline", "stopped_early"}
 
 
+@dataclass(frozen=True)
+class Trainer:
+    """How an answer key's codebase trains: the request types, the run, its cached baseline and
+    (for plots) pristine runs with other seeds."""
+    default: Callable  # key -> the request an interview's runs start from
+    train: Callable  # (workspace, request, on_progress=, training_id=, label=) -> Training
+    baseline: Callable  # (codebase, request, on_progress=) -> Training
+    band: Callable | None  # (codebase, request) -> [Training]; None: no seed to vary
+    describe: Callable  # request -> commands
+    sanity: object  # the short run a fix must not break: the same for every bug (no oracle)
+
+
+def trainer_of(key):
+    return NANOCHAT if key.get("codebase") == "nanochat" else SCENARIOS
+
+
 def default_request(key):
     """The run the catalogue measured for the (first) injected bug; a plain base run with none."""
     if not key["bugs"]:
@@ -36,6 +56,12 @@ def default_request(key):
 
 def codebase_of(key):
     return PICOCHAT_DIR if key.get("codebase", "builtin") == "builtin" else key["codebase_path"]
+
+
+SCENARIOS = Trainer(default_request, train, baselines.baseline, baselines.band, describe_request, SANITY_REQUEST)
+NANOCHAT = Trainer(lambda key: nanochat.NanochatRequest(), nanochat.train, nanochat.baseline, None,
+                   lambda request: ["python -m scripts.base_train " + " ".join(request.flags())],
+                   nanochat.NanochatRequest(steps=30, eval_every=15))
 
 
 class Runs:
@@ -57,7 +83,12 @@ class Runs:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def request(self, interview, scenario=None, steps=None, args=None, seed=None):
-        base = default_request(self.interviews.key(interview))
+        key = self.interviews.key(interview)
+        base = trainer_of(key).default(key)
+        if trainer_of(key) is NANOCHAT and (scenario is not None or seed is not None):
+            raise InterviewError("this interview's codebase is nanochat: every run is its scripts/base_train.py, "
+                                 "with no scenarios and its own seed; pass steps and args (base_train flags, "
+                                 "e.g. --matrix-lr=0.01)")
         if scenario is not None and scenario != base.scenario:
             base = TrainingRequest(scenario=scenario)
         update = {k: v for k, v in (("steps", steps), ("seed", seed)) if v is not None}
@@ -69,20 +100,27 @@ class Runs:
         """(training, incident, commands) of a new run of the interview's workspace. The run is
         recorded before it starts, so a server stopped mid-run leaves it listed as interrupted."""
         interview = self.interviews.require_open(interview_id)
+        key = self.interviews.key(interview)
+        trainer = trainer_of(key)
         try:
             request = self.request(interview, scenario, steps, args, seed)
-            commands = describe_request(request)
+            commands = trainer.describe(request)
         except ScenarioError as error:
             raise InterviewError(str(error)) from None
-        key = self.interviews.key(interview)
         with self.exclusive(interview_id):
             progress = stage_progress(report)
-            base = baselines.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
+            base = trainer.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
             training_id = new_id()
-            started = {"training": training_id, "baseline": base.id, "request": request.model_dump()}
+            started = {"training": training_id, "baseline": base.id,
+                       "request": {"scenario": "base", **request.model_dump()}}
             self.interviews.record(interview_id, "run", {**started, "state": "running", "classes": [],
                                                          "summary": "still running"})
-            training = train(interview.workspace, request, on_progress=progress("training"), training_id=training_id)
+            training = trainer.train(interview.workspace, request, on_progress=progress("training"),
+                                     training_id=training_id)
+            if not training.stages:  # failed before the script started (nanochat: its data or tokenizer)
+                self.interviews.record(interview_id, "run", {**started, "state": training.state, "classes": [],
+                                                             "summary": training.message})
+                raise InterviewError(f"the run {training_id} failed before training started: {training.message}")
             incident = classify(training_data(training), training_data(base))
             self.interviews.record(interview_id, "run", {**started, "state": training.state,
                                                          "classes": incident.classes, "summary": incident.summary})
@@ -137,7 +175,8 @@ class Runs:
         band = ()
         if image and name in BANDED:  # pristine runs with other seeds: run once per request, then cached
             key = self.interviews.key(interview)
-            band = [training_data(t) for t in baselines.band(codebase_of(key), training.request)]
+            runs = trainer_of(key).band
+            band = [training_data(t) for t in runs(codebase_of(key), training.request)] if runs else ()
         try:
             view = render(name, training_data(training), training_data(base), every=every, image=image, band=band)
         except ViewError as error:
@@ -174,8 +213,9 @@ def short_run_stage(interview, key, report=None):
     """A verification stage: a short run of the workspace must still train like the pristine code."""
     if report:
         report(0, 1, "short training run against the baseline")
-    base = baselines.baseline(codebase_of(key), SANITY_REQUEST)
-    training = train(interview.workspace, SANITY_REQUEST, label="verify")
+    trainer = trainer_of(key)
+    base = trainer.baseline(codebase_of(key), trainer.sanity)
+    training = trainer.train(interview.workspace, trainer.sanity, label="verify")
     incident = classify(training_data(training), training_data(base))
     broken = [c for c in incident.classes if c in BROKEN]
     detail = "trains like the baseline" if not broken else incident.summary

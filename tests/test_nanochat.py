@@ -150,3 +150,75 @@ def test_a_short_cpu_run_of_base_train_records_the_probes_telemetry(source, tmp_
     assert [r["step"] for r in data.log.train] == list(range(1, 11)), "log steps read as steps done"
     assert [r["step"] for r in data.log.evals] == [0, 5, 10] and all(r["val bpb"] > 0 for r in data.log.evals)
     assert not list(Path(workspace).rglob("*.parquet")), "data went into the workspace"
+
+
+def said(result):
+    """Everything a tool result says, lowercased: its text and its structured content."""
+    import json
+
+    return ("\n".join(c.text for c in result.content if c.type == "text")
+            + json.dumps(result.structured_content)).lower()
+
+
+@needs_checkout
+@pytest.mark.anyio
+async def test_an_interview_over_mcp_on_a_nanochat_checkout_runs_nanochat_and_verifies_by_its_checks(server_state):
+    from mcp import Client
+
+    from sandbox.workspace import load_answer_key
+    from server.app import build_server
+    from mcp_calls import call
+
+    record = load_catalog()[1]  # zero_grad deleted: nanochat's check fails, its run trains otherwise
+    async with Client(build_server("interviewer")) as client:
+        result = await client.call_tool("start_interview", {"kind": "production_debugging", "bug": "zero-grad",
+                                                            "codebase": str(Path(NANOCHAT_DIR).resolve()), "seed": 3})
+        assert not result.is_error, result.content[0].text
+        started = result.structured_content
+        interview, workspace = started["interview_id"], Path(started["workspace"])
+        key = load_answer_key(workspace)
+        assert key["codebase"] == "nanochat" and key["bugs"][0]["edit"].startswith(PREFIX)
+        assert (workspace / "nanochat" / "gpt.py").is_file() and not list(workspace.rglob("*.png"))
+
+        run = await client.call_tool("run_training", {"interview_id": interview, "steps": 20})
+        assert not run.is_error, run.content[0].text
+        report = run.structured_content
+        assert report["state"] == "finished" and report["summary"], report
+        assert any("scripts.base_train" in c for c in report["commands"]), report["commands"]
+        for text in (said(result), said(run)):
+            for giveaway in (record.slug, record.title.lower(), "zero_grad", "answer key"):
+                assert giveaway not in text, f"a candidate-visible result names the bug: {giveaway!r}"
+
+        log = await call(client, "get_view", interview_id=interview, run_id=report["run_id"], view="log", every=5)
+        assert "val bpb" in log["text"] and "baseline" in log["text"], log["text"]
+        plot = await client.call_tool("get_plot", {"interview_id": interview, "run_id": report["run_id"],
+                                                    "view": "log"})
+        assert not plot.is_error and plot.content[0].type == "image"
+        listed = await call(client, "list_runs", interview_id=interview)
+        assert [r["run_id"] for r in listed["runs"]] == [report["run_id"]]
+
+        revealed = await call(client, "reveal", interview_id=interview)
+        assert [(b["id"], b["file"]) for b in revealed["bugs"]] == [(1, "scripts/base_train.py")]
+        assert "zero_grad" in revealed["bugs"][0]["diff"]
+
+        before = await call(client, "verify_fix", interview_id=interview)
+        assert not before["fixed"] and any(c["bug_id"] == 1 and not c["passed"] for c in before["checks"]), before
+        bug = key["bugs"][0]
+        await call(client, "edit_file", interview_id=interview, path=bug["file"], content=bug["pristine"])
+        after = await call(client, "verify_fix", interview_id=interview)
+        assert after["fixed"], after
+        names = {c["name"] for c in after["checks"]}
+        assert PREFIX + record.check in names and "short run against baseline" in names, names
+
+
+@needs_checkout
+@pytest.mark.anyio
+async def test_an_interview_on_nanochat_refuses_a_bug_with_no_home_there_and_says_why(server_state):
+    from mcp import Client
+
+    from server.app import build_server
+    from mcp_calls import error
+
+    async with Client(build_server("interviewer")) as client:
+        message = await error(client, "start_interview", kind="practice", bug=21, codebase=str(Path(NANOCHAT_DIR)))
+        assert "does not apply to this nanochat checkout" in message and NOT_APPLICABLE[21] in message, message

@@ -413,8 +413,9 @@ def _where(path, before, after):
     return f"{path}:{first[3] + 1}", innermost(ast.parse(before).body, "")
 
 
-def applicability(codebase):
-    """One row per catalogue variant: does it apply to this nanochat checkout, and where.
+def applicability(codebase, records=None):
+    """One row per catalogue variant (of `records`, default all): does it apply to this nanochat
+    checkout, and where.
 
     Each edit is tried on the checkout's text; an EditError (or a missing file) means the
     construct is not there, and the row says so."""
@@ -422,7 +423,7 @@ def applicability(codebase):
 
     codebase = Path(codebase)
     rows = []
-    for record in sorted(load_catalog().values(), key=lambda r: r.id):
+    for record in sorted(load_catalog().values() if records is None else records, key=lambda r: r.id):
         for variant in record.variants:
             row = {"bug": record.id, "slug": record.slug, "title": record.title, "variant": variant.name,
                    "applies": False, "where": "", "function": "", "reason": ""}

@@ -50,7 +50,9 @@ def register(server, ctx):
                 kind: Kind, bug: BugParam = "random", variant: VariantParam = None, seed: SeedParam = None,
                 category: CategoryParam = None, priority: PriorityParam = None, difficulty: DifficultyParam = None,
                 codebase: Annotated[str, Field(max_length=1000, description=(
-                    "'builtin' (the picochat practice codebase) or the absolute path of a codebase"))] = "builtin",
+                    "'builtin' (the picochat practice codebase) or the absolute path of a codebase; on a "
+                    "nanochat checkout, only bugs that apply to it (bugdrill doctor --codebase lists them)"))
+                ] = "builtin",
                 time_limit_minutes: MinutesParam = 20,
             ) -> results.InterviewStarted:
                 """Start an interview: inject a bug silently into a new blind workspace and start its clock.

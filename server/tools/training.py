@@ -22,7 +22,7 @@ ScenarioName = Literal[tuple(SCENARIOS)]
 ViewName = Literal[tuple(VIEWS)]
 PlotName = Literal[tuple(sorted(PLOTTED))]
 RunIdParam = Annotated[str, Field(min_length=1, max_length=64, description="a run id from run_training or list_runs")]
-Flag = Annotated[str, Field(max_length=200, pattern=r"^--[a-z_]+=[^\s]*$")]
+Flag = Annotated[str, Field(max_length=200, pattern=r"^--[a-z_][a-z_-]*=[^\s]*$")]
 
 
 class RunReport(BaseModel):
@@ -66,7 +66,8 @@ def register(server, ctx):
             + ". Default: the run this interview's incident comes from"))] = None,
         steps: Annotated[int | None, Field(ge=1, le=2000, description="optimizer steps")] = None,
         args: Annotated[list[Flag] | None, Field(max_length=20, description=(
-            "extra flags for the training script, e.g. ['--lr=1e-3', '--grad_clip=0']"))] = None,
+            "extra flags for the training script, e.g. ['--lr=1e-3', '--grad_clip=0']; on a nanochat checkout, "
+            "flags of its scripts/base_train.py, e.g. ['--matrix-lr=0.01']"))] = None,
         seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None,
     ) -> RunReport:
         """Train the workspace's code (under time and memory limits, with telemetry) and compare with the
