@@ -134,6 +134,11 @@ def bug_checks(interview, key, report=None):
     if report:
         report(0, 1, f"running {len(names)} behavioural checks")
     results = run_checks(str(interview.workspace), names, jobs=2)
+    # checks are deterministic, but a 2-rank one can lose a rank to an overloaded machine (gloo's
+    # teardown aborts now and then): a failure is confirmed by a second run before it counts
+    failed = [name for name in names if not results[name]["passed"]]
+    if failed:
+        results.update(run_checks(str(interview.workspace), failed))
     stages = [StageResult(name, results[name]["passed"], results[name]["detail"], bug_id)
               for name, bug_id in own.items()]
     others = [name for name in names if name not in own]

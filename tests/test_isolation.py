@@ -133,12 +133,16 @@ def test_the_bugdrill_command_cannot_run_so_reveal_is_unreachable(workspace):
     result, out, err = agent(workspace, (
         "bugdrill reveal --workspace .; echo on-path-status=$?; "
         f"{VENV_BIN}/bugdrill reveal --workspace .; echo absolute-status=$?; "
-        f"wc -c < {VENV_BIN}/bugdrill"
+        f"wc -c < {VENV_BIN}/bugdrill || true"
     ), path=f"{VENV_BIN}:{isolation.DEFAULT_PATH}")
     assert result.state == "finished", (result, err)
-    # /dev/null is no program: the shell skips it on PATH (127) and cannot execute it by path (126)
-    assert "on-path-status=127" in out and "absolute-status=126" in out
-    assert out.strip().endswith("0")  # and it has no content to read
+    # covered by /dev/null, no program: the shell skips it on PATH (127) and cannot execute it by
+    # path (126), and it has no content to read; where the venv lives under /tmp, the agent's
+    # private /tmp has no such path at all (127, nothing to count)
+    assert "on-path-status=127" in out
+    covered = "absolute-status=126" in out and out.strip().endswith("0")
+    absent = "absolute-status=127" in out and "No such file" in err
+    assert covered or absent, (out, err)
     assert "usage" not in (out + err).lower() and "bug" not in out
 
 
