@@ -37,7 +37,7 @@ def compatible(codebase, first, second):
     if known is not None:
         return tuple(known)
     verdict = _measure(codebase, first, second)
-    with _cache() as cache:
+    with _cache(write=True) as cache:
         cache.setdefault(digest, {})[pair_key(first, second)] = list(verdict)
     return verdict
 
@@ -58,11 +58,12 @@ def _measure(codebase, first, second):
 
 
 @contextmanager
-def _cache():
-    """The cache file, read and written under an exclusive lock."""
+def _cache(write=False):
+    """The cache file, read (and written back when `write`) under an exclusive lock."""
     path = state_dir() / "pairs.json"
     with open(state_dir() / "pairs.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         cache = json.loads(path.read_text()) if path.exists() else {}
         yield cache
-        path.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        if write:
+            path.write_text(json.dumps(cache, indent=1, sort_keys=True))
