@@ -18,18 +18,29 @@ Deterministic (no randomness, everything in a fixed order) and bounded (MAX_CALL
 """
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 
 from evals.rulebook import NOTHING, SUSPECTS, crash_cause, rules_for
 
 MAX_CALLS = 25
+WHOLE_RESULTS = 4 * 2**20  # bytes: the agent parses tool results, so they must arrive untruncated
 MAX_DIAGNOSES = 2
 MAX_VIEWS = 2
 READ_CHUNK = 400  # read_file's most lines per call
 NUMBERED = re.compile(r"^\s*(\d+) \| ?(.*)$")
 RAISED_AT = re.compile(r"raised at ([\w./-]+\.py):(\d+) in (\S+?)[.,;]?(\s|$)")
 NEAR = 3  # lines: two findings this close are one place
+
+
+def parse_result(text):
+    """A tool result's text as the structured result the agent reads (MCP tools answer JSON)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"text": text}
+    return value if isinstance(value, dict) else {"value": value}
 
 
 class ToolFailed(Exception):

@@ -8,7 +8,6 @@ through the same tools, so its transcript reads like a model's.
 scorer: evals/judge.py's verdict, as Inspect scores with per-sample metadata.
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -36,8 +35,6 @@ from server.interviews import Interviews
 
 AGENTS = ("react", "reference")
 SETUP_SLACK_S = 60
-# tool results the reference agent parses must arrive whole (Inspect truncates at 16 KiB)
-REFERENCE_MAX_OUTPUT = 4 * 2**20
 
 
 def episodes_root():
@@ -121,7 +118,7 @@ def debugging_agent(agent="react"):
 
 
 async def _run_reference(state, source):
-    from evals.reference_agent import ToolFailed, run_reference_agent
+    from evals.reference_agent import WHOLE_RESULTS, ToolFailed, parse_result, run_reference_agent
 
     async with mcp_connection([source]):
         tools = await source.tools()
@@ -130,25 +127,17 @@ async def _run_reference(state, source):
         async def call(name, arguments):
             message = ChatMessageAssistant(content="", tool_calls=[
                 ToolCall(id=f"call-{next(calls)}", function=name, arguments=arguments)])
-            result = await execute_tools([*state.messages, message], tools, max_output=REFERENCE_MAX_OUTPUT)
+            result = await execute_tools([*state.messages, message], tools, max_output=WHOLE_RESULTS)
             state.messages.extend([message, *result.messages])
             reply = result.messages[-1]
             if reply.error is not None:
                 raise ToolFailed(reply.error.message)
-            return _parse(reply.text)
+            return parse_result(reply.text)
 
         answer = await run_reference_agent(call, state.metadata["kind"])
     state.messages.append(ChatMessageAssistant(content=answer))
     state.output.completion = answer
     return state
-
-
-def _parse(text):
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {"text": text}
-    return value if isinstance(value, dict) else {"value": value}
 
 
 # Inspect keys a scorer's metrics by registry name, so each grouping is a metric of its own name

@@ -21,6 +21,7 @@ from evals import report  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SAMPLES = "episode-001,episode-002,episode-003,episode-004"  # control, bug 1, bug 4, bugs 1 and 4
+COMPOUND = "episode-004"
 
 
 def offline_prefix():
@@ -42,6 +43,20 @@ def eval_run(tmp_path_factory):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (log_file,) = (root / "logs").glob("*.eval")
     return root, env, log_file, read_eval_log(str(log_file))
+
+
+@pytest.fixture(scope="module")
+def react_run(eval_run):
+    """The compound episode again on the react path (react's loop, the MCP tools, its submit tool),
+    with the reference agent played as a model: `--model bugdrill/rulebook`."""
+    root, env, _, _ = eval_run
+    command = [*offline_prefix(), str(BIN / "inspect"), "eval", "bugdrill/ml_debugging", "--model", "bugdrill/rulebook",
+               "-T", "agent=react", "-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]", "--sample-id", COMPOUND,
+               "--max-tool-output", str(4 * 2**20), "--log-dir", str(root / "react-logs"), "--display", "plain"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (log_file,) = (root / "react-logs").glob("*.eval")
+    return read_eval_log(str(log_file))
 
 
 def test_every_episode_is_scored_by_behaviour(eval_run):
@@ -93,11 +108,31 @@ def test_the_report_equals_the_per_sample_verdicts(eval_run):
         {key: row.successes for key, row in rows.items()}
 
 
-def test_no_transcript_gives_a_bug_away(eval_run):
+def tool_calls(sample):
+    """(function, arguments) of every call but react's submit; a run's id differs between evals."""
+    return [(c.function, {k: ("<run id>" if k == "run_id" else v) for k, v in c.arguments.items()})
+            for m in sample.messages if m.role == "assistant" for c in m.tool_calls or [] if c.function != "submit"]
+
+
+def test_the_react_path_runs_a_model_with_the_mcp_tools(eval_run, react_run):
+    """The same agent by both paths must make the same calls and earn the same verdict; the
+    react one also carries the model's token use into the score."""
+    reference = next(s for s in eval_run[3].samples if s.id == COMPOUND)
+    (react,) = react_run.samples
+    assert react_run.status == "success" and react_run.eval.model == "bugdrill/rulebook"
+    assert react.messages[0].role == "system"  # react's own system prompt: this is react's loop
+    assert tool_calls(react) == tool_calls(reference) and len(tool_calls(react)) >= 3
+    ours, theirs = react.scores["episode_scorer"], reference.scores["episode_scorer"]
+    assert ours.metadata["bugs"] == theirs.metadata["bugs"] and ours.value == theirs.value
+    assert ours.metadata["tokens"] == sum(u.total_tokens for u in react.model_usage.values()) > 0
+    assert react.output.completion.strip().endswith(reference.output.completion.strip())
+
+
+def test_no_transcript_gives_a_bug_away(eval_run, react_run):
     root, _, _, log = eval_run
     catalog = load_catalog()
     state = str(root / "state")
-    for sample in log.samples:
+    for sample in [*log.samples, *react_run.samples]:
         records = [catalog[b] for b in sample.metadata["bugs"]]
         asked_hints = any(m.role == "assistant" and any(c.function == "get_hint" for c in m.tool_calls or [])
                           for m in sample.messages)
