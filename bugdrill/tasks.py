@@ -12,8 +12,9 @@ from evals.task import build_task
 def ml_debugging(bugs: str | list | None = None, category: str | None = None, priority: int | None = None,
                  difficulty: str | None = None, kind: str = "production_debugging", episodes_per_bug: int = 1,
                  bugs_per_episode: int | list = 1, seed: int = 0, split: str = "held_out",
-                 time_limit: float = 20, agent: str = "react", shard: str | None = None):
-    """Blind ML-debugging episodes on picochat: each sample is a fresh workspace holding no bug (a
+                 time_limit: float = 20, agent: str = "react", shard: str | None = None,
+                 codebase: str = "builtin"):
+    """Blind ML-debugging episodes on picochat (or a nanochat checkout): each sample is a fresh workspace holding no bug (a
     control), one, or two (compound), and the agent's candidate-role MCP tools.
 
     Args:
@@ -29,6 +30,8 @@ def ml_debugging(bugs: str | list | None = None, category: str | None = None, pr
         time_limit: minutes per episode.
         agent: react (the model under test with the MCP tools) or reference (the rule-book agent, no model).
         shard: i/n: run only every n-th episode starting at the i-th, for splitting over machines.
+        codebase: builtin (picochat) or the absolute path of a nanochat checkout (only the bugs
+            that apply to it are drawn; `bugdrill doctor --codebase PATH` lists them).
     """
     return build_task(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode, seed, split,
-                      time_limit, agent, shard)
+                      time_limit, agent, shard, codebase=codebase)

@@ -31,6 +31,7 @@ def add_commands(commands, command):
     p.add_argument("--split", default="held_out", choices=["held_out", "public", "all"])
     p.add_argument("--time-limit", type=float, default=20, help="minutes per episode")
     p.add_argument("--shard", help="i/n: every n-th episode from the i-th (for job arrays)")
+    p.add_argument("--codebase", default="builtin", help="'builtin' (picochat) or a nanochat checkout's path")
     p.add_argument("--log-dir", default="logs", help="where the Inspect log goes")
     p.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES,
                    help=f"episodes at once (default {DEFAULT_MAX_SAMPLES}: one per two cores)")
@@ -54,7 +55,8 @@ def cmd_eval(args):
     counts = [int(c) for c in args.bugs_per_episode.split(",") if c.strip()]
     command = None if args.agent == "reference" else args.agent
     task = build_task(args.bugs, args.category, args.priority, args.difficulty, args.kind, args.episodes_per_bug,
-                      counts, args.seed, args.split, args.time_limit, "reference", args.shard, command)
+                      counts, args.seed, args.split, args.time_limit, "reference", args.shard, command,
+                      codebase=args.codebase)
     # no model is called by these agents; Inspect needs one named, and mockllm needs no network
     logs = inspect_ai.eval(task, model="mockllm/model", log_dir=args.log_dir, max_samples=args.max_samples,
                            display="plain" if sys.stderr.isatty() else "none")

@@ -5,17 +5,23 @@ An episode holds no bug (a control: the right answer is "nothing is wrong"), one
 sandbox/pairs.py). Variants come from one split of the catalogue (bug_catalog/split.py),
 held-out by default. Everything is drawn from the eval's seed, so a plan is reproducible and
 shards of one eval agree on it.
+
+On a nanochat checkout only the variants whose construct is in that checkout are drawn (the
+applicability table of `bugdrill doctor`), and pairs are measured with nanochat's checks.
 """
 
 import math
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bug_catalog.catalog import UnknownBug, get_bug
 from bug_catalog.selection import matching
 from bug_catalog.split import variants_in
+from bug_catalog.targets import nanochat
 from sandbox.codebase import PICOCHAT_DIR
 from sandbox.pairs import compatible
+from server.doctor import kind_of
 
 KINDS = ("production_debugging", "code_review")
 # one control episode for every this many bug episodes (at least one when controls are asked for)
@@ -45,25 +51,55 @@ class Episode:
         return len(self.picks)
 
 
+@dataclass(frozen=True)
+class Codebase:
+    """What episodes are drawn for: picochat (the built-in codebase) or a nanochat checkout."""
+    name: str  # "builtin", or the checkout's absolute path
+    source: Path
+    on_nanochat: bool
+
+    def variants(self, record, split):
+        """[(number, variant)] of the record's variants in the split that this codebase can hold."""
+        chosen = variants_in(record, split)
+        if not self.on_nanochat or not chosen:
+            return chosen
+        applies = {row["variant"] for row in nanochat.applicability(self.source, [record]) if row["applies"]}
+        return [(number, variant) for number, variant in chosen if variant.name in applies]
+
+    def injected(self, record, variant):
+        """The (record, variant) as injected here: nanochat's own edit of the variant."""
+        return (record, nanochat.variant_for(record, variant) if self.on_nanochat else variant)
+
+
+def codebase_of(codebase="builtin"):
+    if codebase in (None, "builtin"):
+        return Codebase("builtin", PICOCHAT_DIR, False)
+    path = Path(codebase).expanduser()
+    if not path.is_absolute() or kind_of(path) != "nanochat":
+        raise PlanError(f"codebase must be 'builtin' or the absolute path of a nanochat checkout, not {codebase!r}")
+    return Codebase(str(path), path, True)
+
+
 def plan(bugs=None, category=None, priority=None, difficulty=None, kind="production_debugging",
-         episodes_per_bug=1, bugs_per_episode=(1,), seed=0, split="held_out"):
+         episodes_per_bug=1, bugs_per_episode=(1,), seed=0, split="held_out", codebase="builtin"):
     """The episodes of an eval, numbered from 1, in a fixed order."""
     if kind not in KINDS:
         raise PlanError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if episodes_per_bug < 1:
         raise PlanError("episodes_per_bug must be at least 1")
     counts = _as_counts(bugs_per_episode)
-    pool = _pool(bugs, category, priority, difficulty, kind, split)
+    target = codebase_of(codebase)
+    choices = _pool(bugs, category, priority, difficulty, kind, split, target)
     rng = random.Random(f"plan:{seed}")
     drafts = []
     for count in counts:
         if count == 0:
-            controls = max(1, math.ceil(len(pool) * episodes_per_bug / BUG_EPISODES_PER_CONTROL))
+            controls = max(1, math.ceil(len(choices) * episodes_per_bug / BUG_EPISODES_PER_CONTROL))
             drafts += [() for _ in range(controls)]
-        for record in pool if count else ():
+        for record, variants in choices if count else ():
             for _ in range(episodes_per_bug):
-                first = _pick(record, split, rng)
-                drafts.append((first,) if count == 1 else (first, _partner(record, first, pool, split, rng)))
+                first = (record, rng.choice(variants))
+                drafts.append((first,) if count == 1 else (first, _partner(first, choices, target, rng)))
     return [Episode(number, kind, rng.randrange(2**31), tuple(Pick(r.id, n, v.name) for r, (n, v) in picks))
             for number, picks in enumerate(drafts, 1)]
 
@@ -75,8 +111,8 @@ def _as_counts(bugs_per_episode):
     return sorted(set(counts))
 
 
-def _pool(bugs, category, priority, difficulty, kind, split):
-    """Catalogue records the eval draws from, by id."""
+def _pool(bugs, category, priority, difficulty, kind, split, target):
+    """[(record, [(number, variant)] it may be drawn with)] of the records the eval draws from, by id."""
     if bugs:
         names = str(bugs).split(",") if isinstance(bugs, (int, str)) else [str(b) for b in bugs]
         try:
@@ -87,24 +123,23 @@ def _pool(bugs, category, priority, difficulty, kind, split):
         records = [r for r in matching(category, priority, difficulty) if r.id in chosen]
     else:
         records = matching(category, priority, difficulty)
-    pool = sorted((r for r in records if kind in r.interview_types and variants_in(r, split)), key=lambda r: r.id)
-    if not pool and (bugs or category or priority or difficulty):
-        raise PlanError(f"no bug matches those filters for a {kind} eval with {split} variants; "
-                        "`bugdrill bugs` lists the catalogue")
+    records = sorted((r for r in records if kind in r.interview_types), key=lambda r: r.id)
+    pool = [(r, found) for r in records if (found := target.variants(r, split))]
+    if not pool and (bugs or category or priority or difficulty or target.on_nanochat):
+        where = " on this nanochat checkout (`bugdrill doctor --codebase` lists what applies)" if target.on_nanochat \
+            else "; `bugdrill bugs` lists the catalogue"
+        raise PlanError(f"no bug matches those filters for a {kind} eval with {split} variants{where}")
     return pool
 
 
-def _pick(record, split, rng):
-    return record, rng.choice(variants_in(record, split))
-
-
-def _partner(record, first, pool, split, rng):
+def _partner(first, choices, target, rng):
     """A second (record, (number, variant)) whose check and first's judge each bug alone."""
-    others = [r for r in pool if r.id != record.id]
+    record, (_, variant) = first
+    others = [(r, variants) for r, variants in choices if r.id != record.id]
     rng.shuffle(others)
-    for other in others:
-        second = _pick(other, split, rng)
-        if compatible(PICOCHAT_DIR, (record, first[1][1]), (other, second[1][1]))[0]:
+    for other, variants in others:
+        second = (other, rng.choice(variants))
+        if compatible(target.source, target.injected(record, variant), target.injected(other, second[1][1]))[0]:
             return second
     raise PlanError(f"no bug among those chosen can share an episode with bug {record.id} (different file, "
                     "each check passing with only the other bug present); choose more bugs")

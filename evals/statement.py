@@ -1,9 +1,14 @@
-"""The task statement an agent is given: the same text for every episode of a kind, so it
-says nothing about how many bugs an episode holds or where."""
+"""The task statement an agent is given: the same text for every episode of a kind on a
+codebase, so it says nothing about how many bugs an episode holds or where."""
+
+CODEBASES = {
+    "builtin": "picochat: model, data pipeline, training and evaluation scripts",
+    "nanochat": "a nanochat checkout: model, optimizer, data loader, training and evaluation scripts",
+}
 
 COMMON = """\
-You are an ML engineer. A GPT training codebase (picochat: model, data pipeline, training and
-evaluation scripts) is in the workspace that your bugdrill tools act on. It may contain no
+You are an ML engineer. A GPT training codebase ({codebase}) is in the workspace that your
+bugdrill tools act on. It may contain no
 training bug, one, or two: bugs of the kind that let a run finish while it learns the wrong
 thing, learns slowly, or breaks under some conditions.
 
@@ -27,5 +32,6 @@ APPROACH = {
 }
 
 
-def statement(kind):
-    return COMMON.format(approach=APPROACH[kind])
+def statement(kind, codebase="builtin"):
+    """codebase: "builtin" (picochat) or "nanochat"."""
+    return COMMON.format(codebase=CODEBASES[codebase], approach=APPROACH[kind])

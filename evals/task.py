@@ -26,7 +26,7 @@ from inspect_ai.tool import ToolCall, mcp_connection, mcp_server_stdio, mcp_tool
 from bug_catalog.catalog import load_catalog
 from bug_catalog.selection import choose
 from evals.command_agent import command_agent, require_isolation
-from evals.episodes import plan
+from evals.episodes import codebase_of, plan
 from evals.judge import judge
 from evals.shards import select_shard
 from evals.statement import statement
@@ -51,31 +51,34 @@ def episode_workspace(interview_id):
 
 def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="production_debugging",
                episodes_per_bug=1, bugs_per_episode=1, seed=0, split="held_out", time_limit=20, agent="react",
-               shard=None, agent_command=None):
+               shard=None, agent_command=None, codebase="builtin"):
     """The Task; bad parameters raise ValueError before any episode starts. agent_command: a
-    command-line agent run isolated (evals/command_agent.py) instead of `agent`."""
+    command-line agent run isolated (evals/command_agent.py) instead of `agent`; codebase:
+    "builtin" (picochat) or the absolute path of a nanochat checkout."""
     if agent not in AGENTS:
         raise ValueError(f"agent must be one of {', '.join(AGENTS)}, not {agent!r}")
     if not 0 < time_limit <= 24 * 60:
         raise ValueError(f"time_limit is in minutes, more than 0 and at most a day, not {time_limit!r}")
     if agent_command is not None:
         require_isolation()
+    target = codebase_of(codebase)
     episodes = select_shard(plan(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode,
-                                 seed, split), shard)
-    samples = [_sample(episode, time_limit) for episode in episodes]
+                                 seed, split, target.name), shard)
+    samples = [_sample(episode, time_limit, target) for episode in episodes]
     solver = command_agent(agent_command, time_limit) if agent_command else debugging_agent(agent)
     # the agent has time_limit minutes; the sample a little more, for setup and the MCP server's start
     return Task(name="ml_debugging", dataset=MemoryDataset(samples, name="bugdrill"), setup=start_episode(),
                 solver=solver, scorer=episode_scorer(), time_limit=int(time_limit * 60) + SETUP_SLACK_S)
 
 
-def _sample(episode, time_limit):
+def _sample(episode, time_limit, target):
     catalog = load_catalog()
     records = [catalog[p.bug] for p in episode.picks]
     group = {0: "control", 1: None, 2: "compound"}[len(records)]
     return Sample(
-        id=f"episode-{episode.number:03d}", input=statement(episode.kind),
-        metadata={"episode": episode.number, "kind": episode.kind, "seed": episode.seed,
+        id=f"episode-{episode.number:03d}",
+        input=statement(episode.kind, "nanochat" if target.on_nanochat else "builtin"),
+        metadata={"episode": episode.number, "kind": episode.kind, "seed": episode.seed, "codebase": target.name,
                   "bugs_per_episode": len(records), "bugs": [p.bug for p in episode.picks],
                   "variants": [p.variant_name for p in episode.picks],
                   "picks": [[p.bug, p.variant] for p in episode.picks],
@@ -90,7 +93,7 @@ def start_episode():
         interviews = Interviews(workspaces_root=episodes_root())
         chosen = [choose(str(bug), variant) for bug, variant in meta["picks"]]
         interview = await anyio.to_thread.run_sync(
-            lambda: interviews.start_with(meta["kind"], chosen, meta["seed"],
+            lambda: interviews.start_with(meta["kind"], chosen, meta["seed"], meta["codebase"],
                                           time_limit_s=meta["time_limit_minutes"] * 60))
         state.store.set("interview_id", interview.id)
         return state

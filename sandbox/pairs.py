@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bug_catalog.checking import run_checks
 from bug_catalog.registry import EDITS
+from bug_catalog.targets import check_name
 from sandbox.baselines import codebase_digest
 from sandbox.state import state_dir
 from sandbox.workspace import apply_variants, read_codebase, write_tree
@@ -25,11 +26,17 @@ def pair_key(first, second):
     return "|".join(sorted(f"{record.id}:{variant.name}" for record, variant in (first, second)))
 
 
+def check_of(pick):
+    """The check that judges a (record, variant) pick: a nanochat variant is judged by nanochat's."""
+    record, variant = pick
+    return check_name(record, {"edit": variant.edit})
+
+
 def compatible(codebase, first, second):
-    """(compatible, reason) for two (record, variant) picks on a codebase; cached."""
+    """(compatible, reason) for two (record, variant) picks, as injected into the codebase; cached."""
     if EDITS[first[1].edit].file == EDITS[second[1].edit].file:
         return False, "both edit the same file"
-    if first[0].check == second[0].check:
+    if check_of(first) == check_of(second):
         return False, "both are judged by the same check"
     digest = codebase_digest(codebase)
     with _cache() as cache:
@@ -50,7 +57,8 @@ def _measure(codebase, first, second):
         with tempfile.TemporaryDirectory(prefix="bugdrill-pair-") as scratch:
             workspace = Path(scratch) / "workspace"
             write_tree(workspace, files, 0)
-            result = run_checks(workspace, [judged[0].check])[judged[0].check]
+            check = check_of(judged)
+            result = run_checks(workspace, [check])[check]
         if not result["passed"]:
             return False, (f"bug {judged[0].id}'s check fails while only bug {present[0].id} is present: "
                            f"{result['detail'][:200]}")

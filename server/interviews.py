@@ -121,6 +121,14 @@ def every_check(codebase):
     return set()
 
 
+def home_files(codebase):
+    """The files bugs live in on an answer key's codebase: where a control's snippet may fall."""
+    from bug_catalog.targets.nanochat import PREFIX  # nanochat's edits are registered under it
+
+    on_nanochat = codebase == "nanochat"
+    return {e.file for name, e in EDITS.items() if name.startswith(PREFIX) == on_nanochat}
+
+
 def bug_checks(interview, key, report=None):
     """The default verification stage: every behavioural check of the codebase, whatever the bug
     (so neither the answer nor the time it takes says which bug), in two child processes. Each
@@ -286,11 +294,11 @@ class Interviews:
             key = create_workspace(workspace, source, chosen, name, seed)
         except OSError as error:  # a custom codebase with unreadable files
             raise InterviewError(f"cannot copy the codebase {codebase!r}: {error}") from None
-        homes = {e.file for e in EDITS.values()}
-        home_files = {} if key["bugs"] else {p: t for p, t in read_codebase(source).items() if p in homes}
+        homes = set() if key["bugs"] else home_files(name)  # a control's window falls where bugs live
+        control_files = {p: t for p, t in read_codebase(source).items() if p in homes} if homes else {}
         row = {"id": interview_id, "kind": kind, "bugs": [{"id": b["id"], "variant": b["variant"]} for b in key["bugs"]],
                "codebase": codebase, "seed": seed, "workspace": key["workspace"], "time_limit_s": int(time_limit_s),
-               "snippet": snippet.plan(key["bugs"], seed, home_files), "started": time.time(), "ended": None,
+               "snippet": snippet.plan(key["bugs"], seed, control_files), "started": time.time(), "ended": None,
                "verdict": None, "time_to_find_s": None}
         with self.store.transaction() as db:
             self.store.insert_interview(row, db=db)

@@ -5,30 +5,19 @@ per-sample verdicts, and no transcript may hold what would give a bug away."""
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("inspect_ai")
 
-from inspect_ai.log import read_eval_log  # noqa: E402
-
-from bug_catalog.catalog import load_catalog  # noqa: E402
 from evals import report  # noqa: E402
+from inspect_runs import BIN, giveaways, inspect_eval  # noqa: E402
 
-BIN = Path(sys.executable).parent
 SAMPLES = "episode-001,episode-002,episode-003,episode-004"  # control, bug 1, bug 4, bugs 1 and 4
 COMPOUND = "episode-004"
-
-
-def offline_prefix():
-    """`unshare -rn`: a network namespace with no interface up, so nothing can be downloaded."""
-    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
-        return ["unshare", "-rn"]
-    return []
+PLAN = ["-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]"]
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +25,9 @@ def eval_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     env = {**os.environ, "BUGDRILL_STATE_DIR": str(root / "state"), "BUGDRILL_EPISODES_DIR": str(root / "episodes"),
            "OMP_NUM_THREADS": "1"}
-    command = [*offline_prefix(), str(BIN / "inspect"), "eval", "bugdrill/ml_debugging", "--model", "mockllm/model",
-               "-T", "agent=reference", "-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]",
-               "--sample-id", SAMPLES, "--log-dir", str(root / "logs"), "--display", "plain"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (log_file,) = (root / "logs").glob("*.eval")
-    return root, env, log_file, read_eval_log(str(log_file))
+    log_file, log = inspect_eval(["--model", "mockllm/model", "-T", "agent=reference", *PLAN, "--sample-id", SAMPLES],
+                                 env, root / "logs")
+    return root, env, log_file, log
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +35,9 @@ def react_run(eval_run):
     """The compound episode again on the react path (react's loop, the MCP tools, its submit tool),
     with the reference agent played as a model: `--model bugdrill/rulebook`."""
     root, env, _, _ = eval_run
-    command = [*offline_prefix(), str(BIN / "inspect"), "eval", "bugdrill/ml_debugging", "--model", "bugdrill/rulebook",
-               "-T", "agent=react", "-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]", "--sample-id", COMPOUND,
-               "--max-tool-output", str(4 * 2**20), "--log-dir", str(root / "react-logs"), "--display", "plain"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (log_file,) = (root / "react-logs").glob("*.eval")
-    return read_eval_log(str(log_file))
+    _, log = inspect_eval(["--model", "bugdrill/rulebook", "-T", "agent=react", *PLAN, "--sample-id", COMPOUND,
+                           "--max-tool-output", str(4 * 2**20)], env, root / "react-logs", timeout=600)
+    return log
 
 
 def test_every_episode_is_scored_by_behaviour(eval_run):
@@ -130,22 +111,8 @@ def test_the_react_path_runs_a_model_with_the_mcp_tools(eval_run, react_run):
 
 def test_no_transcript_gives_a_bug_away(eval_run, react_run):
     root, _, _, log = eval_run
-    catalog = load_catalog()
-    state = str(root / "state")
     for sample in [*log.samples, *react_run.samples]:
-        records = [catalog[b] for b in sample.metadata["bugs"]]
-        asked_hints = any(m.role == "assistant" and any(c.function == "get_hint" for c in m.tool_calls or [])
-                          for m in sample.messages)
-        secrets = [state, *[r.slug for r in records], *[r.title for r in records],
-                   *[r.explanation.strip()[:60] for r in records]]
-        if not asked_hints:
-            secrets += [hint[:60] for r in records for hint in r.hints]
-        seen = [sample.input if isinstance(sample.input, str) else json.dumps(sample.input)]
-        seen += [m.text for m in sample.messages if m.role in ("user", "tool", "system")]
-        seen += [json.dumps(c.arguments) for m in sample.messages if m.role == "assistant" for c in m.tool_calls or []]
-        for text in seen:
-            for secret in secrets:
-                assert secret not in text, f"{sample.id}: {secret!r} reached the agent"
+        assert not giveaways(sample, root / "state"), f"{sample.id}: {giveaways(sample, root / 'state')} reached the agent"
 
 
 def test_bad_eval_input_is_a_clear_error(eval_run):

@@ -6,6 +6,7 @@ and install what it imports (pip install 'bugdrill[nanochat]'); otherwise it is 
 """
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -222,3 +223,57 @@ async def test_an_interview_on_nanochat_refuses_a_bug_with_no_home_there_and_say
     async with Client(build_server("interviewer")) as client:
         message = await error(client, "start_interview", kind="practice", bug=21, codebase=str(Path(NANOCHAT_DIR)))
         assert "does not apply to this nanochat checkout" in message and NOT_APPLICABLE[21] in message, message
+
+
+@pytest.fixture(scope="module")
+def nanochat_evals(tmp_path_factory):
+    """`inspect eval` on the checkout, the react path with the rule book as the model: production
+    debugging on a control, bug 1 and bugs 1 and 4 together; code review on a control and bug 4."""
+    pytest.importorskip("inspect_ai")
+    from inspect_runs import inspect_eval
+
+    root = tmp_path_factory.mktemp("nanochat-eval")
+    env = {**os.environ, "BUGDRILL_STATE_DIR": str(root / "state"), "BUGDRILL_EPISODES_DIR": str(root / "episodes"),
+           "OMP_NUM_THREADS": "1"}
+    common = ["--model", "bugdrill/rulebook", "--max-tool-output", str(4 * 2**20), "-T", "agent=react",
+              "-T", f"codebase={Path(NANOCHAT_DIR).resolve()}", "-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]"]
+    _, production = inspect_eval([*common, "--sample-id", "episode-001,episode-002,episode-004"], env,
+                                 root / "production", timeout=1800)
+    _, review = inspect_eval([*common, "-T", "kind=code_review", "--sample-id", "episode-001,episode-003"], env,
+                             root / "review", timeout=1800)
+    return root, production, review
+
+
+@needs_checkout
+def test_eval_episodes_run_on_a_nanochat_checkout(nanochat_evals):
+    from inspect_runs import giveaways
+
+    root, production, review = nanochat_evals
+    for log in (production, review):
+        assert log.status == "success"
+        for sample in log.samples:
+            assert "a nanochat checkout" in sample.input and "picochat" not in sample.input
+            assert sample.metadata["codebase"] == str(Path(NANOCHAT_DIR).resolve())
+            assert not giveaways(sample, root / "state"), giveaways(sample, root / "state")
+            verdict = sample.scores["episode_scorer"].metadata
+            assert [b["bug"] for b in verdict["bugs"]] == sample.metadata["bugs"]
+    kinds = {s.id: s.metadata["bugs"] for s in production.samples}
+    assert kinds == {"episode-001": [], "episode-002": [1], "episode-004": [1, 4]}
+    control = next(s for s in production.samples if not s.metadata["bugs"]).scores["episode_scorer"]
+    assert control.metadata["runs"] >= 1 and not control.metadata["false_positive"]  # it ran nanochat, claimed nothing
+
+
+@needs_checkout
+def test_a_code_review_on_nanochat_shows_a_window_of_nanochat_code_bug_or_none(nanochat_evals):
+    _, _, review = nanochat_evals
+    homes = {edit_for(r, v).file for r, v in picks() if edit_for(r, v)}
+    for sample in review.samples:
+        first = next(m for m in sample.messages if m.role == "tool")
+        assert first.function == "get_snippet", first.function
+        (window,) = json.loads(first.text)["snippets"]
+        assert window["path"] in homes, window["path"]  # a control's window also falls where bugs live
+        numbered = [line.split(" | ", 1) for line in window["code"].splitlines()]
+        assert 20 <= len(numbered) <= 30 and int(numbered[0][0]) == window["first_line"]
+        if not sample.metadata["bugs"]:  # pristine code, shown with its own line numbers
+            text = (Path(NANOCHAT_DIR) / window["path"]).read_text().splitlines()
+            assert all(text[int(n) - 1] == code for n, code in numbered)
