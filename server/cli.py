@@ -33,6 +33,7 @@ from bug_catalog.catalog import UnknownBug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.selection import choose, matching
 from bug_catalog.split import SPLITS, variants_in
+from bug_catalog.targets import symptom_on_codebase
 from evals.cli import add_commands as add_eval_commands
 from sandbox.codebase import PICOCHAT_DIR, copy_codebase
 from sandbox.workspace import (
@@ -111,8 +112,10 @@ def cmd_reveal(args):
     key = load_answer_key(args.workspace)
     catalog = load_catalog()
     bugs = [{**{k: v for k, v in b.items() if k != "pristine"}, "title": catalog[b["id"]].title,
-             "explanation": catalog[b["id"]].explanation.strip()} for b in key["bugs"]]
+             "explanation": catalog[b["id"]].explanation.strip(), "symptom_on_this_codebase": symptom_on_codebase(b)}
+            for b in key["bugs"]]
     text = "\n\n".join(f"bug {b['id']}: {b['title']} (variant {b['variant']})\n{b['diff']}\n{b['explanation']}"
+                       + (f"\n{b['symptom_on_this_codebase']}" if b["symptom_on_this_codebase"] else "")
                        for b in bugs)
     emit(args, bugs, text)
     return 0

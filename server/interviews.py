@@ -21,6 +21,7 @@ from bug_catalog.catalog import get_bug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.registry import CHECKS, EDITS, EditError
 from bug_catalog.selection import choose, matching
+from bug_catalog.targets import symptom_on_codebase
 from sandbox.codebase import PICOCHAT_DIR
 from sandbox.state import state_dir
 from sandbox.workspace import WorkspaceError, create_workspace, load_answer_key, read_codebase
@@ -397,6 +398,7 @@ class Interviews:
                     "priority": record.priority, "difficulty": record.difficulty, "variant": bug["variant"],
                     "variant_description": variant.description if variant else "", "file": bug["file"],
                     "diff": bug["diff"], "explanation": record.explanation.strip(), "symptom": record.symptom.strip(),
+                    "symptom_on_this_codebase": symptom_on_codebase(bug),
                     "investigation": list(record.investigation), "hints": list(record.hints)})
             self.record(interview_id, "reveal", {"bugs": [b["id"] for b in revealed]})
             return interview, revealed

@@ -88,7 +88,9 @@ class RevealedBug(BaseModel):
     file: str
     diff: str
     explanation: str
-    symptom: str
+    symptom: str = Field(description="what runs showed on picochat, where the catalogue measured it")
+    symptom_on_this_codebase: str = Field(
+        "", description="on another codebase (nanochat): what its runs showed, or that none were made")
     investigation: list[str]
     hints: list[str]
 

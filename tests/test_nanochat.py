@@ -201,6 +201,7 @@ async def test_an_interview_over_mcp_on_a_nanochat_checkout_runs_nanochat_and_ve
         revealed = await call(client, "reveal", interview_id=interview)
         assert [(b["id"], b["file"]) for b in revealed["bugs"]] == [(1, "scripts/base_train.py")]
         assert "zero_grad" in revealed["bugs"][0]["diff"]
+        assert revealed["bugs"][0]["symptom_on_this_codebase"].startswith("On nanochat")  # not picochat's symptom
 
         before = await call(client, "verify_fix", interview_id=interview)
         assert not before["fixed"] and any(c["bug_id"] == 1 and not c["passed"] for c in before["checks"]), before

@@ -78,6 +78,7 @@ async def test_a_whole_code_review_interview(state):
 
         revealed = await call(client, "reveal", interview_id=interview)
         assert revealed["bugs"][0]["id"] == 1 and revealed["bugs"][0]["diff"] == bug["diff"]
+        assert revealed["bugs"][0]["symptom_on_this_codebase"] == ""  # picochat: the catalogue's symptom is its own
 
         ended = await call(client, "end_interview", interview_id=interview)
         assert ended["verdict"] == "solved" and ended["found"] and ended["fixed"]

@@ -21,3 +21,10 @@ def check_name(record, bug):
     """The check that judges an answer key's bug entry ({"edit": ..., ...}) of `record`."""
     target = target_of(bug["edit"])
     return target.check_for(record) if target else record.check
+
+
+def symptom_on_codebase(bug):
+    """What runs showed on the codebase an answer key's bug entry was injected into, where that is
+    not picochat (the catalogue's symptoms were measured there); "" on picochat."""
+    target = target_of(bug["edit"])
+    return target.symptom_here(bug["id"]) if target else ""

@@ -87,6 +87,24 @@ NOT_APPLICABLE = {
     52: "no BatchNorm",
     53: "no classification probe",
 }
+# The catalogue's symptoms were measured on picochat. What `bugdrill train --codebase` showed on
+# nanochat 92d63d4 (60 CPU steps, depth 2, one thread; README), for the bugs run there so far.
+MEASURED = {
+    1: "On nanochat (60 CPU steps, depth 2): train loss 15% lower than the baseline's, and the grad norm the "
+       "optimizer sees 26.6x the baseline's. Muon orthogonalises each update, so the summed gradient's size is "
+       "normalised away and the run trains faster at this scale; the grad norm is the tell.",
+    10: "On nanochat (60 CPU steps, depth 2): nothing visible in the loss at this size and length.",
+    13: "On nanochat (60 CPU steps, depth 2): the lr departs from the baseline's at step 1.",
+}
+NOT_MEASURED = ("Not measured on nanochat: the symptom above is picochat's. nanochat's optimizers (Muon and AdamW), "
+                "schedule and scale differ, so its run may show the bug differently, or not at this length.")
+
+
+def symptom_here(bug_id):
+    """What runs of this bug showed on nanochat, or that none were made."""
+    return MEASURED.get(bug_id, NOT_MEASURED)
+
+
 VARIANT_NOT_APPLICABLE = {
     (4, "diagonal-one"): "no torch.tril/triu mask: the explicit mask is a comparison of index grids",
     (7, "inv-freq-attribute"): "no inv_freq buffer: cos/sin are precomputed buffers",
