@@ -4,9 +4,21 @@ and first on sys.path, so `import picochat...` imports the candidate's code."""
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+
+@contextmanager
+def hooked(*handles):
+    """Global hooks for the block's length: torch's register_* functions install a hook at once and
+    return its handle; every handle is removed when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def run_script(module, *flags, timeout=120):

@@ -38,13 +38,17 @@ def command_agent(command, time_limit_minutes):
         from evals.task import episode_workspace  # evals.task imports this module
 
         interview_id = state.store.get("interview_id")
-        with _candidate_server(interview_id) as url:
-            spec = AgentSpec(command=command, workspace=str(episode_workspace(interview_id)), mcp_url=url,
-                             task_text=state.input_text, label=f"agent {interview_id}",
-                             # the episode's limit; the sample has a minute more (setup), so this
-                             # limit stops the agent cleanly and the episode is still scored
-                             limits=Limits(wall_s=time_limit_minutes * 60))
-            result = await anyio.to_thread.run_sync(lambda: run_agent(spec))
+
+        def episode():  # in a worker thread: the server's start and the agent's run both block
+            with _candidate_server(interview_id) as url:
+                return run_agent(AgentSpec(
+                    command=command, workspace=str(episode_workspace(interview_id)), mcp_url=url,
+                    task_text=state.input_text, label=f"agent {interview_id}",
+                    # the episode's limit; the sample has a minute more (setup), so this
+                    # limit stops the agent cleanly and the episode is still scored
+                    limits=Limits(wall_s=time_limit_minutes * 60)))
+
+        result = await anyio.to_thread.run_sync(episode)
         output = _tail(result.stdout_path)
         shutil.rmtree(result.episode_dir, ignore_errors=True)  # the agent's home and task copy: done with
         state.messages.append(ChatMessageAssistant(content=(

@@ -1,15 +1,22 @@
 """PNG plots of a run's curves beside its baseline (matplotlib, Agg: no display needed)."""
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from sandbox.rundata import finite  # noqa: E402
-from sandbox.views import png_bytes  # noqa: E402
 
 RUN_STYLE = dict(color="tab:red", label="this run", linewidth=1.4)
 BASE_STYLE = dict(color="0.45", label="baseline", linewidth=1.2, linestyle="--")
+
+
+def png_bytes(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def curve(axis, series, style):

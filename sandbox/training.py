@@ -75,9 +75,8 @@ def train(workspace, request: TrainingRequest, on_progress=None, label="", train
     """Run every stage of the request's scenario in `workspace`; stops at the first stage that
     does not finish. `on_progress(stage_index, stage_count, RunResult)` is called while polling.
     `training_id` (from new_id) lets a caller record the run before it starts."""
-    scenario = get_scenario(request.scenario)
     validate_args(request.args)
-    commands = stage_commands(scenario, request.steps, [*request.args, f"--seed={request.seed}"])
+    commands = request_commands(request)
     training = Training(id=training_id or new_id(), workspace=str(Path(workspace).resolve()), request=request, started=time.time())
     data_dir = trainings_dir() / training.id / "data"
     data_dir.mkdir(parents=True)
@@ -125,8 +124,12 @@ def training_data(training: Training) -> RunData:
                    stderr="".join(p.stderr for p in parts), telemetry=telemetry)
 
 
+def request_commands(request: TrainingRequest):
+    """[(argv after the python executable, nproc)] of every stage the request runs."""
+    return stage_commands(get_scenario(request.scenario), request.steps, [*request.args, f"--seed={request.seed}"])
+
+
 def describe_request(request: TrainingRequest):
-    scenario = get_scenario(request.scenario)
-    steps = request.steps or scenario.default_steps
-    commands = stage_commands(scenario, steps, [*request.args, f"--seed={request.seed}"])
-    return [("torchrun --nproc_per_node=%d " % n if n > 1 else "python ") + " ".join(argv) for argv, n in commands]
+    """The stages' command lines as a person would type them."""
+    return [("torchrun --nproc_per_node=%d " % n if n > 1 else "python ") + " ".join(argv)
+            for argv, n in request_commands(request)]

@@ -8,7 +8,6 @@ alone, since a per-module diff against a same-seed baseline would point at the a
 
 import functools
 import importlib.util
-import io
 import math
 from dataclasses import dataclass
 
@@ -271,8 +270,3 @@ def render(name, run: RunData, baseline: RunData | None = None, every=None, imag
         png = plot(name, run, baseline, band)
     return View(name, text, png)
 
-
-def png_bytes(figure):
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()

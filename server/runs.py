@@ -71,14 +71,24 @@ class Runs:
     @contextmanager
     def exclusive(self, interview_id):
         """Refuse a second run on an interview while one is going (in this or another server)."""
+        with self._run_lock(interview_id) as taken:
+            if not taken:
+                raise InterviewError(f"a training run is already in progress on interview {interview_id}; "
+                                     "wait for it to finish (list_runs shows it)")
+            yield
+
+    @contextmanager
+    def _run_lock(self, interview_id):
+        """The interview's run lock, taken without waiting for the block's length: yields whether it was
+        free (a flock, so a run in another server process holds it too)."""
         with open(self.interviews.locks_dir / f"{interview_id}.run.lock", "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise InterviewError(f"a training run is already in progress on interview {interview_id}; "
-                                     "wait for it to finish (list_runs shows it)") from None
+                yield False
+                return
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -162,13 +172,8 @@ class Runs:
                 "summary": "The server stopped during this run, so it did not finish. Run again."}
 
     def running(self, interview_id):
-        with open(self.interviews.locks_dir / f"{interview_id}.run.lock", "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+        with self._run_lock(interview_id) as taken:
+            return not taken
 
     def view(self, interview_id, run_id, name, every=None, image=False):
         interview, training, base = self.owned(interview_id, run_id)

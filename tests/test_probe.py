@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.codebase import PICOCHAT_DIR, copy_codebase
+from torchrun import run_ranks
 
 PROBE_DIR = Path(__file__).resolve().parents[1] / "sandbox" / "probe"
 QUICK = ["--preset=tiny", "--eval_every=6", "--eval_batches=2", "--num_samples=0"]
@@ -26,7 +27,11 @@ def run(command, cwd, probe_dir=None, timeout=120, **env):
     full_env.pop("BUGDRILL_PROBE_DIR", None)
     if probe_dir is not None:
         full_env.update(PYTHONPATH=str(PROBE_DIR), BUGDRILL_PROBE_DIR=str(probe_dir))
-    result = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    def clear_probe_files():  # the probe appends: a rerun starts from empty files
+        for path in Path(probe_dir).glob("rank*.jsonl") if probe_dir else []:
+            path.unlink()
+
+    result = run_ranks(command, on_retry=clear_probe_files, cwd=cwd, env=full_env, timeout=timeout)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return result.stdout
 

@@ -4,10 +4,11 @@ the way a candidate would, on a fresh copy, and reads what they print."""
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
+
+from torchrun import run_ranks
 
 STEP_LOSS = re.compile(r"^step (\d+)/\d+ .*?\| loss: ([\d.]+)", re.M)
 VAL_LINE = re.compile(r"^step (\d+) \| val loss: ([\d.]+) \| val bpb: ([\d.]+) \| entropy floor bpb: ([\d.]+)", re.M)
@@ -31,7 +32,7 @@ def run_script(workspace, module, *flags, base_dir=None, nproc=1, timeout=300):
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={nproc}", "-m", module, *flags]
-    result = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout)
+    result = run_ranks(command, cwd=workspace, env=env, timeout=timeout)
     assert result.returncode == 0, f"{module} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return result.stdout
 

@@ -8,7 +8,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 
 from bug_catalog import cst
 from bug_catalog.registry import EDITS, check, edit
-from bug_catalog.support import assert_same_gradient, train_in_process
+from bug_catalog.support import assert_same_gradient, hooked, train_in_process
 
 TRAIN = "scripts/base_train.py"
 
@@ -44,13 +44,8 @@ def _():
                 if p.grad is not None:
                     p.grad.fill_(math.nan)
 
-    pre = register_optimizer_step_pre_hook(before_step)
-    post = register_optimizer_step_post_hook(after_step)
-    try:
+    with hooked(register_optimizer_step_pre_hook(before_step), register_optimizer_step_post_hook(after_step)):
         train_in_process("--num_iterations=3", "--grad_clip=0")
-    finally:
-        pre.remove()
-        post.remove()
     assert len(seen) == 3 and all(seen), f"steps that saw fresh gradients: {seen}"
 
 
@@ -81,11 +76,8 @@ def _step_gradients(*flags):
             seen.append(torch.cat([p.grad.detach().flatten().clone() for group in optimizer.param_groups
                                    for p in group["params"] if p.grad is not None]))
 
-    pre = register_optimizer_step_pre_hook(before_step)
-    try:
+    with hooked(register_optimizer_step_pre_hook(before_step)):
         train_in_process("--num_iterations=1", "--grad_clip=0", "--dropout=0", *flags)
-    finally:
-        pre.remove()
     return seen[0]
 
 
@@ -132,11 +124,8 @@ def _():
         if torch.is_grad_enabled():
             seen.append((type(module).__name__, module.training))
 
-    hook = register_module_forward_pre_hook(before_forward)
-    try:
+    with hooked(register_module_forward_pre_hook(before_forward)):
         train_in_process("--num_iterations=3", "--eval_every=2")
-    finally:
-        hook.remove()
     in_eval = sorted({name for name, training in seen if not training})
     assert seen and not in_eval, f"modules in eval mode during training forwards: {in_eval}"
 
@@ -164,11 +153,8 @@ def _(source):
 def _learning_rates(*flags):
     """The learning rate of the first parameter group at each optimizer step."""
     seen = []
-    pre = register_optimizer_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
-    try:
+    with hooked(register_optimizer_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))):
         train_in_process(*flags)
-    finally:
-        pre.remove()
     return seen
 
 
@@ -208,11 +194,8 @@ def _():
                  if p.grad is not None]
         norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
 
-    pre = register_optimizer_step_pre_hook(before_step)
-    try:
+    with hooked(register_optimizer_step_pre_hook(before_step)):
         train_in_process("--num_iterations=3", "--grad_clip=0.01")
-    finally:
-        pre.remove()
     assert len(norms) == 3 and max(norms) <= 0.01 * 1.001, f"norms the optimizer stepped with: {norms}"
 
 
@@ -302,12 +285,9 @@ def _():
     """Weight decay is fixed: every optimizer step must use the configured value on the matrices
     and none on the other group, during warmup and after it."""
     seen = []
-    pre = register_optimizer_step_pre_hook(
-        lambda opt, args, kwargs: seen.append(tuple(group["weight_decay"] for group in opt.param_groups)))
-    try:
+    with hooked(register_optimizer_step_pre_hook(
+            lambda opt, args, kwargs: seen.append(tuple(group["weight_decay"] for group in opt.param_groups)))):
         train_in_process("--num_iterations=5", "--warmup_steps=3", "--weight_decay=0.1")
-    finally:
-        pre.remove()
     assert len(seen) == 5 and all(max(wds) == 0.1 and sorted(wds)[0] == 0.0 for wds in seen), (
         f"weight decay per group at each step: {seen}")
 
@@ -345,9 +325,6 @@ def _():
         if type(module).__name__ == "GPT" and not module.training:
             seen.append(torch.is_grad_enabled())
 
-    hook = register_module_forward_pre_hook(before_forward)
-    try:
+    with hooked(register_module_forward_pre_hook(before_forward)):
         train_in_process("--num_iterations=2", "--eval_every=1", "--eval_batches=2")
-    finally:
-        hook.remove()
     assert seen and not any(seen), f"validation forwards with autograd on: {sum(seen)} of {len(seen)}"

@@ -14,7 +14,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from bug_catalog import cst
 from bug_catalog.registry import EditError, check, edit
-from bug_catalog.support import tiny_model, train_in_process
+from bug_catalog.support import hooked, tiny_model, train_in_process
 
 TRAIN = "scripts/base_train.py"
 CHECKPOINT = "picochat/checkpoint.py"
@@ -236,11 +236,8 @@ def _():
     """The autograd graph alive at each optimizer step must not grow with the number of steps
     taken: nothing may keep earlier steps' graphs referenced."""
     sizes = []
-    hook = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: sizes.append(_autograd_nodes_alive()))
-    try:
+    with hooked(register_optimizer_step_pre_hook(lambda opt, args, kwargs: sizes.append(_autograd_nodes_alive()))):
         _quiet_train("--num_iterations=8")
-    finally:
-        hook.remove()
     assert len(sizes) == 8 and sizes[-1] <= sizes[1] + 5, f"autograd nodes alive at each step: {sizes}"
 
 
