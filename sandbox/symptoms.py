@@ -118,6 +118,8 @@ def ended(run, baseline, tolerance):
     state = run.result.get("state")
     step = last_step(run)
     progress = f"after step {step}" if step else "before the first logged step"
+    if completed(run):  # the training itself was done: a rank died at shutdown, or a later stage failed
+        progress = f"after its last planned step ({step})"
     if state in LIMIT_STATES:
         return [Observation(state, f"{LIMIT_STATES[state]} ({run.result.get('message', '')}), {progress}.", step)]
     if state != "failed":

@@ -74,7 +74,9 @@ def test_a_logged_loss_the_validation_does_not_share_reads_as_train_loss_off(sta
     assert "train_loss_off" in incident.classes, incident.summary
     # a crash only after the last planned step (a rank dying at shutdown) keeps the comparisons
     crashed = replace(run, result={**run.result, "state": "failed", "message": "exited with status 1"})
-    assert {"crashed", "train_loss_off"} <= set(classify(crashed, base).classes)
+    after = classify(crashed, base)
+    assert {"crashed", "train_loss_off"} <= set(after.classes)
+    assert f"crashed after its last planned step ({run.log.planned_steps})" in after.summary, after.summary
 
 
 def test_a_nan_names_its_step_and_the_first_module(state):
