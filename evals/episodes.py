@@ -63,7 +63,7 @@ class Codebase:
         chosen = variants_in(record, split)
         if not self.on_nanochat or not chosen:
             return chosen
-        applies = {row["variant"] for row in nanochat.applicability(self.source, [record]) if row["applies"]}
+        applies = {variant.name for variant in nanochat.applicable_variants(self.source, record)}
         return [(number, variant) for number, variant in chosen if variant.name in applies]
 
     def injected(self, record, variant):
@@ -71,7 +71,7 @@ class Codebase:
         return (record, nanochat.variant_for(record, variant) if self.on_nanochat else variant)
 
 
-def codebase_of(codebase="builtin"):
+def eval_codebase(codebase="builtin"):
     if codebase in (None, "builtin"):
         return Codebase("builtin", PICOCHAT_DIR, False)
     path = Path(codebase).expanduser()
@@ -88,7 +88,7 @@ def plan(bugs=None, category=None, priority=None, difficulty=None, kind="product
     if episodes_per_bug < 1:
         raise PlanError("episodes_per_bug must be at least 1")
     counts = _as_counts(bugs_per_episode)
-    target = codebase_of(codebase)
+    target = eval_codebase(codebase)
     choices = _pool(bugs, category, priority, difficulty, kind, split, target)
     rng = random.Random(f"plan:{seed}")
     drafts = []

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from bug_catalog.catalog import load_catalog
 from bug_catalog.checking import run_checks
+from bug_catalog.targets import check_name  # a nanochat bug is judged by nanochat's check
 from sandbox.workspace import read_codebase
 from server.interviews import bug_checks
 from server.locate import bugged_text
@@ -73,8 +74,6 @@ def judge(interviews, interview):
         broken = _broken(interview, key) if changed else []
         return EpisodeVerdict(True, [], len(diagnoses), len(diagnoses), changed, broken,
                               false_positive=bool(diagnoses or broken))
-    from bug_catalog.targets import check_name  # a nanochat bug is judged by nanochat's check
-
     catalog = load_catalog()
     own = {b["id"]: check_name(catalog[b["id"]], b) for b in key["bugs"]}
     results = run_checks(str(interview.workspace), sorted(set(own.values())))

@@ -26,7 +26,7 @@ from inspect_ai.tool import ToolCall, mcp_connection, mcp_server_stdio, mcp_tool
 from bug_catalog.catalog import load_catalog
 from bug_catalog.selection import choose
 from evals.command_agent import command_agent, require_isolation
-from evals.episodes import codebase_of, plan
+from evals.episodes import eval_codebase, plan
 from evals.judge import judge
 from evals.shards import select_shard
 from evals.statement import statement
@@ -61,7 +61,7 @@ def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="p
         raise ValueError(f"time_limit is in minutes, more than 0 and at most a day, not {time_limit!r}")
     if agent_command is not None:
         require_isolation()
-    target = codebase_of(codebase)
+    target = eval_codebase(codebase)
     episodes = select_shard(plan(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode,
                                  seed, split, target.name), shard)
     samples = [_sample(episode, time_limit, target) for episode in episodes]

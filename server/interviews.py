@@ -21,7 +21,8 @@ from bug_catalog.catalog import get_bug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.registry import CHECKS, EDITS, EditError
 from bug_catalog.selection import choose, matching
-from bug_catalog.targets import symptom_on_codebase
+from bug_catalog.targets import check_name, symptom_on_codebase
+from bug_catalog.targets.nanochat import PREFIX, applicability, applicable_variants, variant_for
 from sandbox.codebase import PICOCHAT_DIR
 from sandbox.state import state_dir
 from sandbox.workspace import WorkspaceError, create_workspace, load_answer_key, read_codebase
@@ -116,16 +117,13 @@ def every_check(codebase):
     if codebase == "builtin":
         return {r.check for r in load_catalog().values()}
     if codebase == "nanochat":
-        from bug_catalog.targets.nanochat import PREFIX
-
         return {name for name in CHECKS if name.startswith(PREFIX)}
     return set()
 
 
 def home_files(codebase):
-    """The files bugs live in on an answer key's codebase: where a control's snippet may fall."""
-    from bug_catalog.targets.nanochat import PREFIX  # nanochat's edits are registered under it
-
+    """The files bugs live in on an answer key's codebase: where a control's snippet may fall
+    (nanochat's edits are registered under its prefix)."""
     on_nanochat = codebase == "nanochat"
     return {e.file for name, e in EDITS.items() if name.startswith(PREFIX) == on_nanochat}
 
@@ -135,8 +133,6 @@ def bug_checks(interview, key, report=None):
     (so neither the answer nor the time it takes says which bug), in two child processes. Each
     injected bug's own check is its stage; the others together say whether the fix broke
     something else."""
-    from bug_catalog.targets import check_name  # a nanochat bug is judged by nanochat's check
-
     catalog = load_catalog()
     own = {check_name(catalog[b["id"]], b): b["id"] for b in key["bugs"]}
     names = sorted(every_check(key["codebase"]) | set(own))
@@ -163,14 +159,12 @@ def bug_checks(interview, key, report=None):
 def nanochat_pick(record, variant, drawn, seed, source):
     """The pick on a nanochat checkout: the variant asked for if it applies there, or one drawn with
     the seed among the bug's variants that do; otherwise an error with the applicability table's reason."""
-    from bug_catalog.targets.nanochat import applicability
-
-    rows = applicability(source, [record])
-    fits = [v for v, row in zip(record.variants, rows) if row["applies"]]
+    fits = applicable_variants(source, record)
     if drawn and fits:
         return record, random.Random(seed).choice(fits)
     if any(v.name == variant.name for v in fits):
         return record, variant
+    rows = applicability(source, [record])  # only to say why not
     reasons = dict.fromkeys(row["reason"] for row in rows if drawn or row["variant"] == variant.name)
     raise InterviewError(f"bug {record.id} ({record.slug}){'' if drawn else f' variant {variant.name}'} does not "
                          f"apply to this nanochat checkout: {'; '.join(reasons)}")
@@ -252,8 +246,6 @@ class Interviews:
                       if codebase in r.codebases or codebase != "builtin"
                       if kind == "practice" or kind in r.interview_types]
         if name == "nanochat":
-            from bug_catalog.targets.nanochat import applicability
-
             applies = {row["bug"] for row in applicability(source, candidates) if row["applies"]}
             candidates = [r for r in candidates if r.id in applies]
         if not candidates:
@@ -283,8 +275,6 @@ class Interviews:
             raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
         source, name = self._codebase(codebase)
         if name == "nanochat":  # the catalogue's picks as nanochat's edits
-            from bug_catalog.targets.nanochat import variant_for
-
             try:
                 chosen = [(record, variant_for(record, variant)) for record, variant in chosen]
             except EditError as error:

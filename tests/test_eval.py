@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("inspect_ai")
 
 from evals import report  # noqa: E402
+from evals.reference_agent import WHOLE_RESULTS  # noqa: E402
 from inspect_runs import BIN, giveaways, inspect_eval  # noqa: E402
 
 SAMPLES = "episode-001,episode-002,episode-003,episode-004"  # control, bug 1, bug 4, bugs 1 and 4
@@ -36,7 +37,7 @@ def react_run(eval_run):
     with the reference agent played as a model: `--model bugdrill/rulebook`."""
     root, env, _, _ = eval_run
     _, log = inspect_eval(["--model", "bugdrill/rulebook", "-T", "agent=react", *PLAN, "--sample-id", COMPOUND,
-                           "--max-tool-output", str(4 * 2**20)], env, root / "react-logs", timeout=600)
+                           "--max-tool-output", str(WHOLE_RESULTS)], env, root / "react-logs", timeout=600)
     return log
 
 

@@ -231,12 +231,13 @@ def nanochat_evals(tmp_path_factory):
     """`inspect eval` on the checkout, the react path with the rule book as the model: production
     debugging on a control, bug 1 and bugs 1 and 4 together; code review on a control and bug 4."""
     pytest.importorskip("inspect_ai")
+    from evals.reference_agent import WHOLE_RESULTS
     from inspect_runs import inspect_eval
 
     root = tmp_path_factory.mktemp("nanochat-eval")
     env = {**os.environ, "BUGDRILL_STATE_DIR": str(root / "state"), "BUGDRILL_EPISODES_DIR": str(root / "episodes"),
            "OMP_NUM_THREADS": "1"}
-    common = ["--model", "bugdrill/rulebook", "--max-tool-output", str(4 * 2**20), "-T", "agent=react",
+    common = ["--model", "bugdrill/rulebook", "--max-tool-output", str(WHOLE_RESULTS), "-T", "agent=react",
               "-T", f"codebase={Path(NANOCHAT_DIR).resolve()}", "-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]"]
     _, production = inspect_eval([*common, "--sample-id", "episode-001,episode-002,episode-004"], env,
                                  root / "production", timeout=1800)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from torchrun import run_ranks
+from bug_catalog.support import run_ranks
 
 STEP_LOSS = re.compile(r"^step (\d+)/\d+ .*?\| loss: ([\d.]+)", re.M)
 VAL_LINE = re.compile(r"^step (\d+) \| val loss: ([\d.]+) \| val bpb: ([\d.]+) \| entropy floor bpb: ([\d.]+)", re.M)

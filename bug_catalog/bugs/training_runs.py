@@ -345,19 +345,12 @@ def _(source):
     return cst.remove_statement(source, "main", REDUCE_STEP_LOSS)
 
 
-def _torchrun(*flags, nproc=2, attempts=3):
-    """stdout of a 2-rank run. gloo's teardown on CPU aborts a rank now and then (SIGABRT,
-    "terminate called without an active exception") after the work is done; no bug here makes
-    a rank abort, so such a run is run again rather than failing the check."""
+def _torchrun(*flags, nproc=2):
+    """stdout of a 2-rank run (run again after gloo's teardown abort: support.run_ranks)."""
     from bug_catalog.support import run_script
 
-    for attempt in range(1, attempts + 1):
-        try:
-            return run_script("torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                              "-m", "scripts.base_train", *flags, timeout=240)
-        except AssertionError as error:
-            if "SIGABRT" not in str(error) or attempt == attempts:
-                raise
+    return run_script("torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                      "-m", "scripts.base_train", *flags, timeout=240)
 
 
 STEP_LOSS = re.compile(r"^step (\d+)/\d+ .*?\| loss: ([\d.]+)", re.M)

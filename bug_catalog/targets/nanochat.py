@@ -410,6 +410,12 @@ def variant_for(record, variant):
     return variant.model_copy(update={"edit": edit_name(record, variant)})
 
 
+def applicable_variants(codebase, record):
+    """The record's variants whose construct this nanochat checkout has, in catalogue order."""
+    rows = applicability(codebase, [record])
+    return [variant for variant, row in zip(record.variants, rows) if row["applies"]]
+
+
 def check_for(record):
     return PREFIX + record.check
 
