@@ -1,12 +1,23 @@
-"""Running a bug's behavioural check against a workspace, in a child process with limits."""
+"""Running a bug's behavioural check against a workspace, in a child process with limits and,
+where the machine allows, in the jail of sandbox/jail.py (the checks import the candidate's
+code). The verdict is read here, in a process that never ran workspace code, from the one
+report line the child writes (see bug_catalog/run_check.py)."""
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sandbox import jail
+
+FRAMEWORK = Path(__file__).resolve().parent  # the bug_catalog package
+# bug_catalog.run_check, started with the framework first on sys.path (the child runs with -I)
+BOOT = "import runpy, sys; sys.path.insert(0, sys.argv[1]); runpy.run_module('bug_catalog.run_check', run_name='__main__')"
 
 
 def run_checks(workspace, names, timeout=300, jobs=1):
@@ -20,20 +31,48 @@ def run_checks(workspace, names, timeout=300, jobs=1):
     return results
 
 
+def _libraries(names):
+    """The packages a check process needs: the framework; nanochat's checks make their data with
+    sandbox.nanochat (no picochat episode runs them, so picochat's template is no answer there)."""
+    found = [FRAMEWORK]
+    if any(name.startswith("nanochat/") for name in names):
+        found.append(FRAMEWORK.parent / "sandbox")
+    return found
+
+
 def run_in_child(workspace, names, timeout):
     # corpus and checkpoints of the checks go to a scratch directory, not into the workspace
     scratch = tempfile.mkdtemp(prefix="bugdrill-check-")
-    env = {**os.environ, "PICOCHAT_BASE_DIR": scratch, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    nonce = secrets.token_hex(16)
+    workspace = str(Path(workspace).resolve())
+    env = {"PICOCHAT_BASE_DIR": scratch, "NANOCHAT_BASE_DIR": scratch, "OMP_NUM_THREADS": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.environ.get("PATH", ""), "LANG": os.environ.get("LANG", "C.UTF-8")}
+    libraries = _libraries(names)
+    if jail.mode() == "isolated":
+        plan = jail.Plan(workspace, writable=[scratch], libraries=[str(p) for p in libraries])
+        lib_dir = jail.LIBRARIES
+        argv, env = jail.jailed_argv(plan, [sys.executable, "-I", "-c", BOOT, lib_dir, workspace, *names], env)
+    else:
+        argv = [sys.executable, "-I", "-c", BOOT, str(FRAMEWORK.parent), workspace, *names]
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bug_catalog.run_check", *names],
-            cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
+        result = subprocess.run(argv, cwd=workspace, env=env, input=nonce + "\n", capture_output=True, text=True,
+                                timeout=timeout)
     except subprocess.TimeoutExpired:
         return {name: {"passed": False, "detail": f"the checks took longer than {timeout} s"} for name in names}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if result.returncode != 0 or not result.stdout.strip():
-        detail = f"check process failed: {result.stderr[-600:]}"
-        return {name: {"passed": False, "detail": detail} for name in names}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return read_report(result, nonce, names)
+
+
+def read_report(result, nonce, names):
+    """The checks' results from the child's one report line; anything else fails them all."""
+    reports = [line[len(nonce) + 1:] for line in result.stdout.splitlines() if line.startswith(nonce + " ")]
+    try:
+        report = json.loads(reports[0]) if len(reports) == 1 and result.returncode == 0 else None
+    except ValueError:
+        report = None
+    if not isinstance(report, dict) or set(report) != set(names):
+        why = result.stderr.strip()[-600:] or f"exit status {result.returncode}, no report"
+        return {name: {"passed": False, "detail": f"check process failed: {why}"} for name in names}
+    return {name: {"passed": report[name].get("passed") is True, "detail": str(report[name].get("detail", ""))[:600]}
+            for name in names}

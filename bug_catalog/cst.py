@@ -7,6 +7,12 @@ EditError instead of silently changing something else.
     replace_node(source, "GPT.forward", m.Call(func=m.Attribute(attr=m.Name("zero_grad"))), new)
     remove_statement(source, "main", m.Call(func=m.Attribute(attr=m.Name("zero_grad"))))
     move_statement(source, "main", what=..., after=...)   # or before=...
+    drop_comments_above(source, "main", m.Call(func=m.Name("corpus_path")))
+    remove_unused_import(source, "math")
+
+Nothing but the bug may be wrong: an edit also takes what it orphans, the comment that narrated
+the statement it changed (drop_comments_above; remove_statement takes the comment lines above the
+statement it removes) and the import or local its change left unread.
 
 `scope` is a dotted path of class and function names ("CausalSelfAttention._explicit_attention"),
 matched as a suffix of the enclosing definitions, or None for the whole module.
@@ -91,6 +97,36 @@ def replace_with_code(source, scope, matcher, code):
 def remove_statement(source, scope, matcher):
     """Delete the one statement line that is or contains the construct."""
     return replace_node(source, scope, _statement_matcher(matcher), lambda node: cst.RemovalSentinel.REMOVE)
+
+
+def drop_comments_above(source, scope, matcher):
+    """Delete the comment lines directly above the one statement line that contains the construct
+    (blank lines stay). A comment that narrates a statement points at the bug once the statement is
+    edited; with no comment there, nothing changes."""
+
+    def make(node):
+        return node.with_changes(leading_lines=[line for line in node.leading_lines if line.comment is None])
+
+    return replace_node(source, scope, _statement_matcher(matcher), make)
+
+
+def remove_unused_import(source, name):
+    """Delete the module's `import name` once nothing else reads `name` (an edit took its last use);
+    while anything still does, the source comes back unchanged. A statement after it with no blank
+    lines of its own takes the import's, so the import block stays apart from the docstring."""
+    module = cst.parse_module(source)
+    import_line = m.SimpleStatementLine(body=[m.Import(names=[m.ImportAlias(name=m.Name(name), asname=None)])])
+    imports = [s for s in module.body if m.matches(s, import_line)]
+    if len(imports) != 1:
+        raise EditError(f"expected exactly one `import {name}` in the module, found {len(imports)}")
+    if any(m.findall(s, m.Name(name)) for s in module.body if s is not imports[0]):
+        return source
+    body = list(module.body)
+    index = body.index(imports[0])
+    del body[index]
+    if index < len(body) and not body[index].leading_lines:
+        body[index] = body[index].with_changes(leading_lines=imports[0].leading_lines)
+    return module.with_changes(body=body).code
 
 
 class _MoveStatement(_Scoped):

@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Category = Literal["training", "training (distributed)", "architecture", "data", "inference", "evaluation"]
 Observable = Literal["run", "telemetry", "scenario", "code_review"]
-Scenario = Literal["base", "resume", "ddp", "sft", "eval", "generation", "fp16_cuda"]
+Scenario = Literal["base", "resume", "ddp", "sft", "eval", "generation", "fp16_cuda", "long", "grad_accum", "float32",
+                   "small_corpus"]
 InterviewType = Literal["code_review", "production_debugging"]
 # what sandbox/symptoms.py can observe in a run against its baseline
 SymptomClass = Literal[
@@ -14,7 +15,7 @@ SymptomClass = Literal[
     "below_entropy_floor", "slower_than_baseline", "better_than_baseline", "train_val_gap", "stopped_early",
     "metrics_differ", "memory_growth", "peak_memory_higher", "throughput_drop", "grad_norm_off", "train_loss_off",
     "lr_schedule_off", "weight_decay_off", "ranks_out_of_sync",
-    "degenerate_samples", "new_warnings", "no_visible_effect",
+    "degenerate_samples", "new_warnings", "no_visible_effect", "did_not_stop_early", "departs_from_baseline",
 ]
 
 

@@ -6,6 +6,7 @@
 from inspect_ai import task
 
 from evals.task import build_task
+from server.interviews import DEFAULT_DIAGNOSES_PER_BUG
 
 
 @task
@@ -13,7 +14,8 @@ def ml_debugging(bugs: str | list | None = None, category: str | None = None, pr
                  difficulty: str | None = None, kind: str = "production_debugging", episodes_per_bug: int = 1,
                  bugs_per_episode: int | list = 1, seed: int = 0, split: str = "held_out",
                  time_limit: float = 20, agent: str = "react", shard: str | None = None,
-                 codebase: str = "builtin"):
+                 codebase: str = "builtin",
+                 diagnoses_per_bug: int = DEFAULT_DIAGNOSES_PER_BUG):
     """Blind ML-debugging episodes on picochat (or a nanochat checkout): each sample is a fresh workspace holding no bug (a
     control), one, or two (compound), and the agent's candidate-role MCP tools.
 
@@ -32,6 +34,8 @@ def ml_debugging(bugs: str | list | None = None, category: str | None = None, pr
         shard: i/n: run only every n-th episode starting at the i-th, for splitting over machines.
         codebase: builtin (picochat) or the absolute path of a nanochat checkout (only the bugs
             that apply to it are drawn; `bugdrill doctor --codebase PATH` lists them).
+        diagnoses_per_bug: the agent's diagnosis budget per injected bug (a control: one bug's
+            worth); past it submit_diagnosis refuses, and each wrong claim costs credit.
     """
     return build_task(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode, seed, split,
-                      time_limit, agent, shard, codebase=codebase)
+                      time_limit, agent, shard, codebase=codebase, diagnoses_per_bug=diagnoses_per_bug)

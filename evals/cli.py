@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+from server.interviews import DEFAULT_DIAGNOSES_PER_BUG
+
 # Each episode trains on one thread and checks in two child processes: one episode per two
 # cores keeps runs from competing for a core, which would change what the throughput and
 # timing views show.
@@ -19,7 +21,8 @@ DEFAULT_MAX_SAMPLES = max(1, (os.cpu_count() or 2) // 2)
 def add_commands(commands, command):
     p = command("eval", cmd_eval, "run blind episodes with the reference agent or a command-line agent; report")
     p.add_argument("--agent", default="reference",
-                   help="'reference' (the rule-book agent) or a command line run isolated as an agent")
+                   help="'reference' (the rule-book agent), 'adversary' or 'adversary-shell' (issue 15's attacks, "
+                        "in process or as an isolated command-line agent), or a command line run isolated as an agent")
     p.add_argument("--bugs", help="bug ids or slugs separated by commas (default: the catalogue)")
     p.add_argument("--category")
     p.add_argument("--priority", type=int, choices=[1, 2, 3])
@@ -30,6 +33,9 @@ def add_commands(commands, command):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="held_out", choices=["held_out", "public", "all"])
     p.add_argument("--time-limit", type=float, default=20, help="minutes per episode")
+    p.add_argument("--diagnoses-per-bug", type=int, default=DEFAULT_DIAGNOSES_PER_BUG,
+                   help="the agent's diagnosis budget per injected bug (a control: one bug's worth); "
+                        f"default {DEFAULT_DIAGNOSES_PER_BUG}")
     p.add_argument("--shard", help="i/n: every n-th episode from the i-th (for job arrays)")
     p.add_argument("--codebase", default="builtin", help="'builtin' (picochat) or a nanochat checkout's path")
     p.add_argument("--log-dir", default="logs", help="where the Inspect log goes")
@@ -53,10 +59,15 @@ def cmd_eval(args):
     from evals.task import build_task
 
     counts = [int(c) for c in args.bugs_per_episode.split(",") if c.strip()]
-    command = None if args.agent == "reference" else args.agent
+    in_process = args.agent in ("reference", "adversary")
+    command = None if in_process else args.agent
+    if args.agent == "adversary-shell":  # the adversary as a command-line agent, isolated
+        from evals.adversary_solver import shell_command
+        command = shell_command()
     task = build_task(args.bugs, args.category, args.priority, args.difficulty, args.kind, args.episodes_per_bug,
-                      counts, args.seed, args.split, args.time_limit, "reference", args.shard, command,
-                      codebase=args.codebase)
+                      counts, args.seed, args.split, args.time_limit, args.agent if in_process else "reference",
+                      args.shard, command,
+                      codebase=args.codebase, diagnoses_per_bug=args.diagnoses_per_bug)
     # no model is called by these agents; Inspect needs one named, and mockllm needs no network
     logs = inspect_ai.eval(task, model="mockllm/model", log_dir=args.log_dir, max_samples=args.max_samples,
                            display="plain" if sys.stderr.isatty() else "none")

@@ -4,10 +4,18 @@ the whole catalogue's checks and a short run against the baseline still pass.
 
 Partial credit per bug, a quarter each: found the place (a diagnosis at the right location),
 named the cause (the same diagnosis also gave the right cause), fixed it (its own check
-passes), fixed it cleanly (every other check passes and a short run trains like the
-baseline). A bug counts as solved with all four. A control episode (no bug) is solved when the
+passes AND the workspace's short runs, the one that showed the bug among them, match the
+same-seed pristine runs: server/runs.py short_run_stage), fixed it cleanly (every other check
+passes too). A bug counts as solved with all four. A control episode (no bug) is solved when the
 agent claimed nothing and changed nothing that breaks a check or the baseline run; otherwise
 it is a false positive.
+
+A diagnosis is a claim with a cost. Only the diagnoses within the interview's budget count (in
+the order made; the server refuses the rest, and any the store holds past it earn nothing), and
+none made after a reveal. Each wrong claim, a counted diagnosis that matches no injected bug's
+location, costs WRONG_CLAIM_COST of one bug's credit: the episode's credit is the bugs' mean
+less WRONG_CLAIM_COST / (number of bugs) per wrong claim, never below 0. A wrong claim thus
+undoes one right quarter. `solved` is unchanged by wrong claims; the credit shows their cost.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -19,6 +27,8 @@ from sandbox.workspace import read_codebase
 from server.interviews import bug_checks
 from server.locate import bugged_text
 from server.runs import codebase_of, short_run_stage
+
+WRONG_CLAIM_COST = 0.25  # of one bug's credit: as much as one right quarter earns
 
 
 @dataclass
@@ -57,7 +67,8 @@ class EpisodeVerdict:
     def credit(self):
         if self.control:
             return float(not self.false_positive)
-        return sum(b.credit for b in self.bugs) / len(self.bugs)
+        earned = sum(b.credit for b in self.bugs) / len(self.bugs)
+        return max(0.0, earned - self.wrong_claims * WRONG_CLAIM_COST / len(self.bugs))
 
     def as_dict(self):
         return {**asdict(self), "solved": self.solved, "credit": self.credit,
@@ -67,18 +78,18 @@ class EpisodeVerdict:
 def judge(interviews, interview):
     """The EpisodeVerdict of an interview (open or ended); runs checks, so it takes a while."""
     key = interviews.key(interview)
-    events = interviews.store.events(interview.id)
-    diagnoses = [e["payload"] for e in events if e["kind"] == "diagnosis" and not e["payload"].get("after_reveal")]
+    diagnoses = counted_diagnoses(interview, interviews.store.events(interview.id))
     changed = _changed(interview, key)
     if not key["bugs"]:
-        broken = _broken(interview, key) if changed else []
+        broken = _broken(interview, key, _behaviour(interview, key)) if changed else []
         return EpisodeVerdict(True, [], len(diagnoses), len(diagnoses), changed, broken,
                               false_positive=bool(diagnoses or broken))
     catalog = load_catalog()
     own = {b["id"]: check_name(catalog[b["id"]], b) for b in key["bugs"]}
     results = run_checks(str(interview.workspace), sorted(set(own.values())))
-    fixed = {bug: results[check]["passed"] for bug, check in own.items()}
-    broken = _broken(interview, key) if all(fixed.values()) else ["not every bug is fixed"]
+    behaviour = _behaviour(interview, key) if all(results[c]["passed"] for c in own.values()) else None
+    fixed = {bug: results[check]["passed"] and behaviour is not None and behaviour.passed for bug, check in own.items()}
+    broken = _broken(interview, key, behaviour) if all(fixed.values()) else ["not every bug is fixed"]
     verdicts = []
     for bug in key["bugs"]:
         mine = [d for d in diagnoses if d.get("bug_id") == bug["id"] and d["location_right"]]
@@ -88,6 +99,18 @@ def judge(interviews, interview):
     return EpisodeVerdict(False, verdicts, len(diagnoses), wrong, changed, broken)
 
 
+def _behaviour(interview, key):
+    """The stage of the workspace's runs against the pristine runs (one StageResult)."""
+    (stage,) = short_run_stage(interview, key)
+    return stage
+
+
+def counted_diagnoses(interview, events):
+    """The payloads of the diagnoses that count: the first the budget allows, less any after a reveal."""
+    made = [e["payload"] for e in events if e["kind"] == "diagnosis"][:interview.diagnosis_budget]
+    return [d for d in made if not d.get("after_reveal")]
+
+
 def _changed(interview, key):
     """Whether any file of the workspace differs from what the episode started with."""
     start = read_codebase(codebase_of(key))
@@ -95,7 +118,7 @@ def _changed(interview, key):
     return read_codebase(interview.workspace) != start
 
 
-def _broken(interview, key):
-    """Names of the failing stages among the catalogue's checks and the short run."""
-    stages = [*bug_checks(interview, key), *short_run_stage(interview, key)]
+def _broken(interview, key, behaviour):
+    """Names of the failing stages among the catalogue's checks and the runs against the pristine code."""
+    stages = [*bug_checks(interview, key), behaviour]
     return [f"{s.name}: {s.detail[:300]}" for s in stages if not s.passed]

@@ -398,6 +398,7 @@ RULES = (
                       "clip_after_step"), ("grad_norms",)),
     Rule("throughput_drop", ("checkpoint_every_step", "eval_no_grad"), ("throughput",)),
     Rule("stopped_early", ("early_stop_on_train",), ("log",)),
+    Rule("did_not_stop_early", ("early_stop_on_train",), ("log",)),
 )
 
 NOTHING = {"no_visible_effect"}

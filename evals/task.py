@@ -26,14 +26,15 @@ from inspect_ai.tool import ToolCall, mcp_connection, mcp_server_stdio, mcp_tool
 from bug_catalog.catalog import load_catalog
 from bug_catalog.selection import choose
 from evals.command_agent import command_agent, require_isolation
+from sandbox import jail
 from evals.episodes import eval_codebase, plan
 from evals.judge import judge
 from evals.shards import select_shard
 from evals.statement import statement
 from sandbox.state import state_dir
-from server.interviews import Interviews
+from server.interviews import DEFAULT_DIAGNOSES_PER_BUG, Interviews
 
-AGENTS = ("react", "reference")
+AGENTS = ("react", "reference", "adversary")
 SETUP_SLACK_S = 60
 
 
@@ -49,29 +50,44 @@ def episode_workspace(interview_id):
     return Interviews(workspaces_root=episodes_root()).get(interview_id).workspace
 
 
+def require_jail():
+    """An eval scores workspace code, so that code runs in the jail or the eval does not start;
+    BUGDRILL_ISOLATION=auto set by hand lets a developer try an eval on a machine without it,
+    under the honour system."""
+    os.environ.setdefault("BUGDRILL_ISOLATION", "required")
+    try:
+        jail.mode()
+    except jail.JailError as error:
+        raise ValueError(str(error)) from None
+
+
 def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="production_debugging",
                episodes_per_bug=1, bugs_per_episode=1, seed=0, split="held_out", time_limit=20, agent="react",
-               shard=None, agent_command=None, codebase="builtin"):
+               shard=None, agent_command=None, codebase="builtin", diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG):
     """The Task; bad parameters raise ValueError before any episode starts. agent_command: a
     command-line agent run isolated (evals/command_agent.py) instead of `agent`; codebase:
-    "builtin" (picochat) or the absolute path of a nanochat checkout."""
+    "builtin" (picochat) or the absolute path of a nanochat checkout; diagnoses_per_bug: the
+    agent's diagnosis budget per injected bug (a control gets one bug's worth)."""
     if agent not in AGENTS:
         raise ValueError(f"agent must be one of {', '.join(AGENTS)}, not {agent!r}")
+    if isinstance(diagnoses_per_bug, bool) or not isinstance(diagnoses_per_bug, int) or diagnoses_per_bug < 1:
+        raise ValueError(f"diagnoses_per_bug must be a whole number of at least 1, not {diagnoses_per_bug!r}")
     if not 0 < time_limit <= 24 * 60:
         raise ValueError(f"time_limit is in minutes, more than 0 and at most a day, not {time_limit!r}")
     if agent_command is not None:
         require_isolation()
+    require_jail()
     target = eval_codebase(codebase)
     episodes = select_shard(plan(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode,
                                  seed, split, target.name), shard)
-    samples = [_sample(episode, time_limit, target) for episode in episodes]
+    samples = [_sample(episode, time_limit, target, diagnoses_per_bug) for episode in episodes]
     solver = command_agent(agent_command, time_limit) if agent_command else debugging_agent(agent)
     # the agent has time_limit minutes; the sample a little more, for setup and the MCP server's start
     return Task(name="ml_debugging", dataset=MemoryDataset(samples, name="bugdrill"), setup=start_episode(),
                 solver=solver, scorer=episode_scorer(), time_limit=int(time_limit * 60) + SETUP_SLACK_S)
 
 
-def _sample(episode, time_limit, target):
+def _sample(episode, time_limit, target, diagnoses_per_bug):
     catalog = load_catalog()
     records = [catalog[p.bug] for p in episode.picks]
     group = {0: "control", 1: None, 2: "compound"}[len(records)]
@@ -83,7 +99,7 @@ def _sample(episode, time_limit, target):
                   "variants": [p.variant_name for p in episode.picks],
                   "picks": [[p.bug, p.variant] for p in episode.picks],
                   "category": group or records[0].category, "difficulty": group or records[0].difficulty,
-                  "time_limit_minutes": time_limit})
+                  "time_limit_minutes": time_limit, "diagnoses_per_bug": diagnoses_per_bug})
 
 
 @solver
@@ -94,7 +110,8 @@ def start_episode():
         chosen = [choose(str(bug), variant) for bug, variant in meta["picks"]]
         interview = await anyio.to_thread.run_sync(
             lambda: interviews.start_with(meta["kind"], chosen, meta["seed"], meta["codebase"],
-                                          time_limit_s=meta["time_limit_minutes"] * 60))
+                                          time_limit_s=meta["time_limit_minutes"] * 60,
+                                          diagnoses_per_bug=meta["diagnoses_per_bug"]))
         state.store.set("interview_id", interview.id)
         return state
 
@@ -115,6 +132,9 @@ def debugging_agent(agent="react"):
         tools = mcp_tools(candidate_server(state.store.get("interview_id")))
         if agent == "react":
             return await as_solver(react(tools=[tools]))(state, generate)
+        if agent == "adversary":  # issue 15's attacks, not debugging: evals/adversary_agent.py
+            from evals.adversary_solver import run_adversary_solver
+            return await run_adversary_solver(state, tools)
         return await _run_reference(state, tools)
 
     return solve

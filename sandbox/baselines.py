@@ -12,6 +12,7 @@ import shutil
 from contextlib import contextmanager
 
 from sandbox.codebase import copy_codebase
+from sandbox.runner import RunError
 from sandbox.state import state_dir
 from sandbox.training import Training, TrainingRequest, load_training, train
 from sandbox.workspace import read_codebase
@@ -54,22 +55,53 @@ def locked(path):
 def baseline(codebase, request: TrainingRequest, on_progress=None) -> Training:
     """The cached pristine training for this request, run now if there is none yet."""
     return cached(baseline_key(codebase, request), codebase, request,
-                  lambda workspace: train(workspace, request, on_progress=on_progress, label="baseline"))
+                  lambda workspace: train(workspace, request, on_progress=on_progress, label="baseline",
+                                            trusted=True))
+
+
+class BaselineFailed(RunError):
+    """The pristine code's run did not finish: nothing to compare with, and nothing was cached."""
+
+    def __init__(self, training):
+        self.training = training
+        super().__init__(f"the baseline (the pristine code's run of the same request) did not finish: "
+                         f"{training.state}, {training.message or 'no message'}; nothing was cached, so the next "
+                         "request runs it again")
 
 
 def cached(key, codebase, request, run):
-    """The training stored under `key`, else run(workspace) on a fresh copy of the codebase, stored."""
+    """The finished training stored under `key`, else run(workspace) on a fresh copy of the codebase,
+    stored only if it finished: a failed, stopped or interrupted baseline raises BaselineFailed and
+    the next request runs it again."""
     root = state_dir() / "baselines"
     entry = root / f"{key}.json"
     with locked(root / f"{key}.lock"):
-        if entry.exists():
-            return load_training(json.loads(entry.read_text())["training"])
+        stored = stored_training(entry)
+        if stored is not None:
+            return stored
         workspace = root / key / "workspace"
         shutil.rmtree(workspace, ignore_errors=True)
         copy_codebase(codebase, workspace)
         training = run(workspace)
+        if training.state != "finished":
+            raise BaselineFailed(training)
         entry.write_text(json.dumps({"training": training.id, "request": request.model_dump()}))
         return training
+
+
+def stored_training(entry):
+    """The cached training, if there is one and it finished (caches written before this rule may
+    hold a failed one: it is dropped)."""
+    if not entry.exists():
+        return None
+    try:
+        training = load_training(json.loads(entry.read_text())["training"])
+    except (RunError, ValueError, KeyError):
+        training = None
+    if training is None or training.state != "finished":
+        entry.unlink(missing_ok=True)
+        return None
+    return training
 
 
 def band(codebase, request: TrainingRequest, on_progress=None) -> list[Training]:

@@ -1,4 +1,5 @@
-"""The built-in practice codebase (picochat) and copying a codebase to a new place."""
+"""The built-in practice codebase (picochat), copying a codebase to a new place, and telling whether a
+codebase overlaps a directory it must stay apart from."""
 
 import shutil
 from pathlib import Path
@@ -17,3 +18,10 @@ def copy_codebase(source, destination):
         raise FileExistsError(f"{destination} already exists")
     shutil.copytree(source, destination, ignore=IGNORED)
     return destination
+
+
+def overlaps(path, directory):
+    """Whether `path` is `directory`, lies inside it, or holds it (symlinks resolved): a codebase that
+    overlaps the state directory would be copied with answer keys in it, or from one."""
+    path, directory = Path(path).resolve(), Path(directory).resolve()
+    return path == directory or directory in path.parents or path in directory.parents

@@ -146,6 +146,8 @@ def _check_available():
         return False, "agent isolation needs Linux namespaces"
     if os.geteuid() != 0:
         return False, "agent isolation needs root (mount and PID namespaces, a separate user): run the eval as root"
+    if not _all_users_mapped():
+        return False, "this is a user namespace that maps root alone: no other user can be switched to"
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         return False, f"agent isolation needs {', '.join(missing)} (util-linux, coreutils) on PATH"
@@ -163,26 +165,36 @@ def _check_available():
     return True, ""
 
 
-def agent_ids(create: bool = True) -> tuple[int, int]:
-    """The agent user's uid and gid, created as a system user when missing (root only)."""
+def _all_users_mapped():
+    """Whether this process's user namespace maps more than root (`unshare -r` maps uid 0 alone)."""
     try:
-        entry = pwd.getpwnam(AGENT_USER)
+        with open("/proc/self/uid_map") as f:
+            return sum(int(line.split()[2]) for line in f if line.strip()) > 65536
+    except (OSError, ValueError, IndexError):
+        return True  # no such file: not Linux's user namespaces, judged by the checks that follow
+
+
+def agent_ids(create: bool = True, user: str = AGENT_USER) -> tuple[int, int]:
+    """The uid and gid of `user` (the agent's by default), created as a system user when missing
+    (root only)."""
+    try:
+        entry = pwd.getpwnam(user)
         return entry.pw_uid, entry.pw_gid
     except KeyError:
         pass
     if not create or os.geteuid() != 0:
         raise IsolationError(
-            f"no user {AGENT_USER!r}: run as root (it is created on first use) or create it with "
-            f"`useradd --system --user-group --no-create-home --shell /usr/sbin/nologin {AGENT_USER}`"
+            f"no user {user!r}: run as root (it is created on first use) or create it with "
+            f"`useradd --system --user-group --no-create-home --shell /usr/sbin/nologin {user}`"
         )
     done = subprocess.run(
         ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", AGENT_USER],
+         "--shell", "/usr/sbin/nologin", user],
         capture_output=True, text=True,
     )
     if done.returncode not in (0, 9):  # 9: made meanwhile by someone else
-        raise IsolationError(f"could not create the user {AGENT_USER!r}: {done.stderr.strip()}")
-    entry = pwd.getpwnam(AGENT_USER)
+        raise IsolationError(f"could not create the user {user!r}: {done.stderr.strip()}")
+    entry = pwd.getpwnam(user)
     return entry.pw_uid, entry.pw_gid
 
 

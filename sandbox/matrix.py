@@ -40,9 +40,17 @@ class MatrixRow(BaseModel):
 
 
 def request_for(record, variant):
-    """The run the catalogue measured for a variant: the one the matrix checks and an interview opens with."""
+    """The run the catalogue measured for a variant (its scenario, plus the record's steps and flags):
+    the one the matrix checks."""
     return TrainingRequest(scenario=variant.scenario or record.scenario, steps=record.run_steps,
                            args=[*record.run_args, *variant.run_args])
+
+
+def scenario_request(record, variant):
+    """The run an interview opens with: the variant's scenario with that scenario's own steps and
+    flags. Several bugs share each scenario, so the request the candidate sees does not name the
+    bug the way a per-bug recipe of steps and flags did."""
+    return TrainingRequest(scenario=variant.scenario or record.scenario)
 
 
 def not_run_reason(record, variant):

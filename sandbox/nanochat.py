@@ -26,16 +26,48 @@ from pydantic import BaseModel, Field
 
 from sandbox import runner
 from sandbox.baselines import baseline_key, cached
-from sandbox.training import Training, TrainingRequest, new_id, save, trainings_dir, validate_args
+from sandbox.scenarios import ScenarioError, split_flag
+from sandbox.training import Training, TrainingRequest, new_id, process_identity, save, trainings_dir
 
 DATA_SUBDIR = "base_data_climbmix"  # nanochat/dataset.py: DATA_DIR = <base dir>/base_data_climbmix
 TRAIN_SHARDS = 2
 
 
+# The base_train flags a request may add (name: low, high): learning rates, depth and batch sizes.
+# Every other flag is refused: some set the number of steps past the cap (--num-iterations: use
+# `steps`; --target-flops, --target-param-data-ratio), resume from a checkpoint the request names
+# (--resume-from-step), or write outside the run (--model-tag, --save-every).
+ACCEPTED_FLAGS = {
+    "embedding-lr": (0.0, 10.0), "unembedding-lr": (0.0, 10.0), "matrix-lr": (0.0, 10.0), "scalar-lr": (0.0, 10.0),
+    "weight-decay": (0.0, 10.0), "warmup-steps": (0, 2000), "warmdown-ratio": (0.0, 1.0), "final-lr-frac": (0.0, 1.0),
+    "depth": (1, 12), "device-batch-size": (1, 64), "total-batch-size": (1, 65536),
+}
+MAX_STEPS = 2000
+
+
+def check_request(request):
+    """Refuse steps past the cap and any flag outside ACCEPTED_FLAGS or its range (a request made with
+    model_copy skips pydantic's checks, so this is what a run relies on)."""
+    if not 1 <= request.steps <= MAX_STEPS:
+        raise ScenarioError(f"steps must be between 1 and {MAX_STEPS} on nanochat")
+    for arg in request.args:
+        name, value = split_flag(arg)
+        if name not in ACCEPTED_FLAGS:
+            raise ScenarioError(f"--{name} is not accepted on nanochat; flags: "
+                                + ", ".join("--" + n for n in ACCEPTED_FLAGS))
+        low, high = ACCEPTED_FLAGS[name]
+        try:
+            number = type(low)(value)
+        except ValueError:
+            raise ScenarioError(f"--{name} takes a number, got {value!r}") from None
+        if not low <= number <= high:  # NaN fails this too
+            raise ScenarioError(f"--{name} must be between {low:g} and {high:g}, got {value}")
+
+
 class NanochatRequest(BaseModel):
     """A short base_train run. The defaults are the fastest setting found on a 2-core CPU whose
     loss still falls steadily: 60 steps of 2 micro-batches in about half a minute."""
-    steps: int = Field(60, ge=1, le=100000)
+    steps: int = Field(60, ge=1, le=MAX_STEPS)
     depth: int = 2
     max_seq_len: int = 128
     device_batch_size: int = 8
@@ -90,48 +122,61 @@ def write_shards(base_dir, num_stories=20000, seed=42):
     return directory
 
 
-def prepare_data(base_dir, codebase, num_stories=20000, vocab_size=4096, seed=42, timeout=300):
+def prepare_data(base_dir, codebase, num_stories=20000, vocab_size=4096, seed=42, timeout=300, untrusted=False):
     """Shards, then a tokenizer trained by the codebase's own scripts/tok_train.py; done once per
-    base directory (a marker file says with which settings)."""
+    base directory (a marker file says with which settings). The tokenizer's training is the
+    checkout's code: an `untrusted` one (a workspace) runs it in the jail, through the runner."""
     base_dir = Path(base_dir)
     marker = base_dir / "bugdrill-data.json"
     settings = {"num_stories": num_stories, "vocab_size": vocab_size, "seed": seed}
     if marker.exists() and json.loads(marker.read_text()) == settings:
         return base_dir
     write_shards(base_dir, num_stories, seed)
-    env = {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run([sys.executable, "-m", "scripts.tok_train", "--max-chars=5000000",
-                             f"--vocab-size={vocab_size}"], cwd=codebase, env=env, capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise runner.RunError(f"nanochat's tokenizer training failed: {result.stderr[-600:]}")
+    argv = ["-m", "scripts.tok_train", "--max-chars=5000000", f"--vocab-size={vocab_size}"]
+    env = {"NANOCHAT_BASE_DIR": str(base_dir), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if untrusted:
+        ended = runner.execute(runner.RunSpec(workspace=str(codebase), argv=argv, env=env, probe=False,
+                                              quota_dirs=[str(base_dir)], limits=runner.Limits(wall_s=timeout),
+                                              label="tokenizer", untrusted=True))
+        failed = ended.state != "finished"
+        why = ended.message + ": " + runner.read_log(ended.run_id, "stderr", tail_lines=8)[-600:]
+    else:
+        result = subprocess.run([sys.executable, *argv], cwd=codebase, env={**os.environ, **env,
+                                "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True, text=True, timeout=timeout,
+                                stdin=subprocess.DEVNULL)
+        failed, why = result.returncode != 0, result.stderr[-600:]
+    if failed:
+        raise runner.RunError(f"nanochat's tokenizer training failed: {why}")
     marker.write_text(json.dumps(settings))
     return base_dir
 
 
-def train(workspace, request: NanochatRequest, label="nanochat", on_progress=None, training_id=None) -> Training:
+def train(workspace, request: NanochatRequest, label="nanochat", on_progress=None, training_id=None,
+          trusted=False) -> Training:
     """Prepare data and run base_train once in `workspace` under the runner, with the probe.
     Same contract as sandbox.training.train: on_progress(stage, stages, RunResult), and
-    `training_id` (from new_id) lets a caller record the run before it starts."""
-    validate_args(request.args)
+    `training_id` (from new_id) lets a caller record the run before it starts; only a pristine
+    checkout is `trusted`, anything else runs in the jail."""
+    check_request(request)
     argv = ["-m", "scripts.base_train", *request.flags()]
     as_training = TrainingRequest(scenario="base", steps=request.steps, args=argv[2:], threads=request.threads,
                                   wall_s=request.wall_s, memory_mb=request.memory_mb)
     training = Training(id=training_id or new_id(), workspace=str(Path(workspace).resolve()), request=as_training,
-                        started=time.time())
+                        started=time.time(), owner=process_identity())
     data_dir = trainings_dir() / training.id / "data"
     data_dir.mkdir(parents=True)
     save(training)
     try:
-        prepare_data(data_dir, training.workspace, request.num_stories, request.vocab_size, request.data_seed)
+        prepare_data(data_dir, training.workspace, request.num_stories, request.vocab_size, request.data_seed,
+                     untrusted=not trusted)
     except (runner.RunError, subprocess.TimeoutExpired) as error:
         training.state, training.message = "failed", str(error)
         save(training)
         return training
     env = {"NANOCHAT_BASE_DIR": str(data_dir), "OMP_NUM_THREADS": str(request.threads), "TORCHDYNAMO_DISABLE": "1"}
     spec = runner.RunSpec(workspace=training.workspace, argv=argv, env=env, quota_dirs=[str(data_dir)], label=label,
-                          limits=runner.Limits(wall_s=request.wall_s, memory_mb=request.memory_mb))
+                          limits=runner.Limits(wall_s=request.wall_s, memory_mb=request.memory_mb),
+                          untrusted=not trusted)
     run_id = runner.start_run(spec)
     training.stages.append(run_id)
     save(training)
@@ -146,7 +191,8 @@ def train(workspace, request: NanochatRequest, label="nanochat", on_progress=Non
 def baseline(codebase, request: NanochatRequest, on_progress=None) -> Training:
     """The cached run of the pristine checkout for this request, run now if there is none."""
     return cached(baseline_key(codebase, request), codebase, request,
-                  lambda workspace: train(workspace, request, label="baseline", on_progress=on_progress))
+                  lambda workspace: train(workspace, request, label="baseline", on_progress=on_progress,
+                                          trusted=True))
 
 
 def text_copy(checkout, destination):

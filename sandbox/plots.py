@@ -7,7 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from sandbox.rundata import finite  # noqa: E402
+from sandbox.rundata import finite, stage_of  # noqa: E402
 
 RUN_STYLE = dict(color="tab:red", label="this run", linewidth=1.4)
 BASE_STYLE = dict(color="0.45", label="baseline", linewidth=1.2, linestyle="--")
@@ -55,17 +55,38 @@ def paired(axes_title, pairs, run, baseline, log_scale=False, band=()):
         else:
             axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes)
     figure.suptitle(axes_title, fontsize=11)
+    footnote(figure, run)
     data = png_bytes(figure)
     plt.close(figure)
     return data
 
 
+def stage_note(run):
+    """The curves are the training's own stages; a later stage that counts its own optimizer's steps
+    from 1 (the eval script's probe) would be drawn over them, so it is left out, and said so."""
+    left_out = [s for s in run.stages if s.index not in run.main_stages()]
+    if not left_out:
+        return ""
+    return (f"{run.stages[0].script}; not drawn: "
+            + ", ".join(f"stage {s.index + 1} ({s.script})" for s in left_out) + " (get_view shows it)")
+
+
+def footnote(figure, run):
+    note = stage_note(run)
+    if note:
+        figure.text(0.5, -0.03, note, ha="center", va="top", fontsize=8)
+
+
 def logged(key):
-    return lambda run: [(r["step"], r.get(key)) for r in run.log.train]
+    def series(run):
+        main = run.main_stages()
+        return [(r["step"], r.get(key)) for r in run.log.train if stage_of(r) in main]
+    return series
 
 
 def per_module(title, run, key, field=None):
-    details = [d for d in run.details if d.get(key)]
+    main = run.main_stages()
+    details = [d for d in run.details if d.get(key) and stage_of(d) in main]
     figure, axis = plt.subplots(figsize=(7, 3.6))
     modules = list(details[-1][key]) if details else []
     for module in modules:
@@ -74,6 +95,7 @@ def per_module(title, run, key, field=None):
             points = [(s, v.get(field) if isinstance(v, dict) else None) for s, v in points]
         curve(axis, points, dict(label=module, linewidth=1.2))
     axis.set_title(title, fontsize=10)
+    footnote(figure, run)
     axis.set_xlabel("step")
     axis.grid(alpha=0.3)
     if modules:

@@ -32,6 +32,7 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from sandbox import jail
 from sandbox.state import state_dir
 from sandbox.supervise import write_json_atomic
 
@@ -56,6 +57,7 @@ class Limits(BaseModel):
     memory_mb: int = Field(4096, gt=0)
     disk_mb: int = Field(2048, gt=0)
     output_mb: int = Field(20, gt=0)
+    processes: int = Field(512, gt=0, description="tasks (threads count) of the jail's user, jailed runs only")
 
 
 class RunSpec(BaseModel):
@@ -67,6 +69,7 @@ class RunSpec(BaseModel):
     probe: bool = True
     quota_dirs: list[str] = []
     label: str = ""
+    untrusted: bool = False  # workspace code: run in the jail (sandbox/jail.py) wherever the machine allows
 
 
 class RunResult(BaseModel):
@@ -120,14 +123,24 @@ def _launch(spec, run_id, workspace, path):
         argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={spec.nproc}"]
     else:
         argv = [sys.executable]
+    argv, env = argv + list(spec.argv), _run_env(spec, path)
+    quota_dirs = [str(Path(d).expanduser().resolve()) for d in spec.quota_dirs]
+    isolation = jail.mode() if spec.untrusted else "trusted"
+    if isolation == "isolated":
+        # everything the run writes is in the quota; the workspace is read-only inside, counted anyway
+        quota_dirs.append(str(workspace))
+        plan = jail.Plan(str(workspace), writable=[str(path / "telemetry"), *spec.quota_dirs],
+                         readable=[str(PROBE_DIR)] if spec.probe else [])
+        argv, env = jail.jailed_argv(plan, argv, env)
     return {
         "run_id": run_id,
         "created": time.time(),
-        "argv": argv + list(spec.argv),
+        "argv": argv,
         "cwd": str(workspace),
-        "env": _run_env(spec, path),
+        "env": env,
+        "isolation": isolation,
         "limits": spec.limits.model_dump(),
-        "quota_dirs": [str(Path(d).expanduser().resolve()) for d in spec.quota_dirs],
+        "quota_dirs": quota_dirs,
         "kill_grace_s": KILL_GRACE_S,
         # torchrun, unlike a plain script, stops its workers on SIGTERM; SIGKILL would orphan them
         "pdeathsig": "SIGTERM" if spec.nproc > 1 else "SIGKILL",

@@ -292,10 +292,14 @@ class Supervisor:
             if os.getppid() != self.pid:
                 os._exit(1)  # the supervisor died before the signal was armed
         # a crash must not drop a core file into the workspace; no single file may outgrow
-        # the disk quota (a runaway writer dies of SIGXFSZ between two polls)
+        # the disk quota (Python ignores SIGXFSZ: the write fails, and the next poll ends the run)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         fsize = self.limits["disk_mb"] * MB
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        if self.launch.get("isolation") == "isolated":
+            # counted per user, so it binds once the jail drops root; a fork bomb ends at the cap
+            tasks = self.limits.get("processes", 512)
+            resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
         if self.cgroup:
             try:
                 self.cgroup.enter()
@@ -370,8 +374,10 @@ class Supervisor:
 
     def over_disk(self):
         limit = self.limits["disk_mb"]
-        if self.disk_bytes > limit * MB:
-            return f"{self.disk_bytes / MB:.1f} MB on disk, over the {limit} MB disk limit"
+        # at the limit, not only over it: RLIMIT_FSIZE stops one file there, and Python turns the
+        # kernel's signal into an OSError that a script can catch and carry on after
+        if self.disk_bytes >= limit * MB:
+            return f"{self.disk_bytes / MB:.1f} MB on disk, at or over the {limit} MB disk limit"
         return None
 
     # end ---------------------------------------------------------------------------------

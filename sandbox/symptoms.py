@@ -13,7 +13,8 @@ Classes, roughly in order of severity:
     below_entropy_floor  validation better than the data allows: the model sees what it predicts
     slower_than_baseline / better_than_baseline   final validation (or train) loss off the baseline
     train_val_gap        validation rising while train loss falls, beyond the baseline's gap
-    stopped_early        fewer steps than planned, without a crash
+    stopped_early        fewer steps than planned, without a crash, where the baseline went on
+    did_not_stop_early   the baseline stopped early (patience) and the run trained past that step
     metrics_differ       the script's own metrics (accuracy, probe, ...) off the baseline
     memory_growth        resident memory climbing step over step
     throughput_drop      steps taking much longer than the baseline's
@@ -26,7 +27,13 @@ Classes, roughly in order of severity:
     ranks_out_of_sync    parameters differ between ranks
     degenerate_samples   samples empty, repetitive, or unparseable where the baseline's parse
     new_warnings         stderr lines the baseline did not print
+    departs_from_baseline  the aggregate curves leave the same-seed baseline's at some step, with
+                         nothing above to say more (the departure is said in every summary)
     no_visible_effect    none of the above at this length
+
+Runs of several stages are compared stage by stage (a stage with an optimizer of its own counts
+its steps from 1: its step 326 is named as such), and runs of different length at the steps
+both have. What the baseline shows too (a NaN, zero gradients, a divergence) is not a symptom.
 """
 
 import math
@@ -34,7 +41,8 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
-from sandbox.rundata import RunData, finite
+from sandbox.jail import WORKSPACE as JAIL_WORKSPACE  # where an untrusted run sees its workspace
+from sandbox.rundata import RunData, finite, stage_of
 
 LIMIT_STATES = {
     "timed_out": "The run did not finish within its wall-time limit and was stopped",
@@ -72,16 +80,22 @@ def classify(run: RunData, baseline: RunData | None = None, tolerance=0.02) -> I
                      stopped_early, metrics, memory_growth, throughput, grad_norm, lr_schedule,
                      ranks_sync, samples, warnings):
         found.extend(detector(run, baseline, tolerance))
+    departure = departs(run, baseline)
     # "slower than baseline" adds nothing to a NaN or a stall; a run that crashed only after its
     # last planned step (while shutting down, or in a later stage) trained like any other
     if any(o.kind in SEVERE and not (o.kind == "crashed" and completed(run)) for o in found):
         found = [o for o in found if o.kind not in COMPARATIVE]
+    if departure:
+        found.append(departure)
     if not found:
         steps = last_step(run)
         found.append(Observation("no_visible_effect", f"Nothing stands out over {steps} steps: loss, validation, "
-                                 "gradient norms, learning rate and memory track the baseline." if baseline else
+                                 "gradient norms and learning rate match the same-seed baseline's at every "
+                                 "step." if baseline else
                                  f"The run finished {steps} steps with nothing out of the ordinary in its log."))
     classes = list(dict.fromkeys(o.kind for o in found))
+    if len(classes) > 1 and "departs_from_baseline" in classes:
+        classes.remove("departs_from_baseline")  # said in the summary; as a class it only stands alone
     return Incident(classes, " ".join(o.text for o in found), found)
 
 
@@ -106,10 +120,12 @@ def traceback_origin(stderr, workspace):
     lines = stderr.splitlines()
     exception = next((ln.strip() for ln in reversed(lines) if EXCEPTION_LINE.match(ln.strip())), None)
     origin = None
+    roots = [str(root) for root in (workspace, JAIL_WORKSPACE) if root]
     for line in lines:
         match = TRACE_FRAME.match(line)
-        if match and workspace and match.group(1).startswith(str(workspace)):
-            path = match.group(1)[len(str(workspace)):].lstrip("/")
+        root = next((r for r in roots if match and match.group(1).startswith(r + "/")), None)
+        if root:
+            path = match.group(1)[len(root):].lstrip("/")
             origin = f"{path}:{match.group(2)} in {match.group(3)}"
     return exception, origin
 
@@ -120,6 +136,8 @@ def ended(run, baseline, tolerance):
     progress = f"after step {step}" if step else "before the first logged step"
     if completed(run):  # the training itself was done: a rank died at shutdown, or a later stage failed
         progress = f"after its last planned step ({step})"
+    if len(run.stages) > 1:  # the result is the last stage's: say which script was running
+        progress += f", in {run.stage_name(len(run.stages) - 1)}"
     if state in LIMIT_STATES:
         return [Observation(state, f"{LIMIT_STATES[state]} ({run.result.get('message', '')}), {progress}.", step)]
     if state != "failed":
@@ -131,7 +149,11 @@ def ended(run, baseline, tolerance):
         text += f": {exception}"
     if origin:
         text += f", raised at {origin}"
-    return [Observation("crashed", text + ".", step)]
+    text += "."
+    if baseline is not None and baseline.result.get("state") == "failed":
+        same = traceback_origin(baseline.stderr, baseline.spec.get("workspace"))[0] == exception
+        text += " The baseline crashed too" + (", with the same exception." if same else ".")
+    return [Observation("crashed", text, step)]
 
 
 # --- the loss curve ----------------------------------------------------------------------
@@ -146,6 +168,8 @@ def nonfinite(run, baseline, tolerance):
     records = run.nonfinite
     if step is None and not records:
         return []
+    if baseline is not None and same_first_nonfinite(run, baseline):
+        return []  # the pristine code goes non-finite at the same place: not this run's doing
     parts = []
     if step is not None:
         value = next(v for s, v in series if s == step)
@@ -154,9 +178,17 @@ def nonfinite(run, baseline, tolerance):
         parts.append(f"Training loss became {value} at step {step}{before}.")
     for record in [r for r in records if r.get("module")][:2]:
         where = f" in {record['module']}" if record.get("module") else ""
-        parts.append(f"The first non-finite value in the {record.get('phase', '?')} pass appeared at step "
-                     f"{record.get('step')}{where} ({record.get('tensor', 'tensor')}).")
+        parts.append(f"The first non-finite value in the {record.get('phase', '?')} pass appeared at "
+                     f"{run.at_step(stage_of(record), record.get('step'))}{where} ({record.get('tensor', 'tensor')}).")
     return [Observation("nonfinite", " ".join(parts), step)]
+
+
+def same_first_nonfinite(run, baseline):
+    def first(data):
+        records = data.nonfinite
+        where = (stage_of(records[0]), records[0].get("step"), records[0].get("module")) if records else None
+        return first_nonfinite_step(data.loss_series()), where
+    return first(run) == first(baseline)
 
 
 def window_mean(values):
@@ -172,6 +204,13 @@ def start_and_end(series):
 
 
 def diverged_or_flat(run, baseline, tolerance):
+    found = loss_shape(run, baseline)
+    if found and found[0].kind == "diverged" and baseline is not None and loss_shape(baseline, None):
+        return []  # the baseline's loss turns up as well: not a difference of this run
+    return found
+
+
+def loss_shape(run, baseline):
     series = [(s, v) for s, v in run.loss_series() if finite(v)]
     if len(series) < 10:
         return []
@@ -202,11 +241,13 @@ def below_floor(run, baseline, tolerance):
     below = [(s, v) for s, v in points if v < floor - FLOOR_MARGIN_BPB]
     if not below:
         return []
+    if baseline is not None and below_floor(baseline, None, tolerance):
+        return []  # the pristine code gets below the floor too: the floor, not this run, is off
     step, value = below[0]
     best = min(v for _, v in points)
     return [Observation("below_entropy_floor", f"Validation reached {value:.4f} bits per byte at step {step}, below the "
-                        f"entropy floor of the validation text ({floor:.4f}), and got down to {best:.4f}; the "
-                        f"baseline never goes below the floor.", step)]
+                        f"entropy floor of the validation text ({floor:.4f}), and got down to {best:.4f}"
+                        + ("; the baseline never goes below the floor." if baseline is not None else "."), step)]
 
 
 def steps_to_reach(series, value):
@@ -218,41 +259,91 @@ def final_value(series):
     return values[-1] if values else None
 
 
+def keyed(points):
+    """{(stage, step): value} of [(stage, step, value)]: the first value where a step repeats."""
+    table = {}
+    for stage, step, value in points:
+        table.setdefault((stage, step), value)
+    return table
+
+
+def main_points(run, points):
+    main = run.main_stages()
+    return [p for p in points if p[0] in main]
+
+
+def shared_series(run, baseline, mine, theirs):
+    """The two runs' [(step, value)] at the (stage, step)s both have, of the training's own stages:
+    a run that went on after the baseline stopped is compared where both have data."""
+    mine, theirs = keyed(main_points(run, mine)), keyed(main_points(baseline, theirs))
+    shared = sorted(mine.keys() & theirs.keys())
+    return [(k[1], mine[k]) for k in shared], [(k[1], theirs[k]) for k in shared]
+
+
+def relative_change(mine, theirs):
+    return mine / theirs - 1 if finite(mine) and finite(theirs) and theirs > 0 else None
+
+
 def against_baseline_loss(run, baseline, tolerance):
     if baseline is None:
         return []
-    which, mine, theirs = "validation loss", run.val_series(), baseline.val_series()
-    if not mine or not theirs:
-        which, mine, theirs = "train loss (mean of the last tenth)", run.loss_series(), baseline.loss_series()
-        if len(mine) < 10 or len(theirs) < 10:
-            return []
-        mine_end, theirs_end = start_and_end(mine)[1], start_and_end(theirs)[1]
-    else:
-        mine_end, theirs_end = final_value(mine), final_value(theirs)
-    if not (finite(mine_end) and finite(theirs_end)) or theirs_end <= 0:
+    val_mine, val_theirs = shared_series(run, baseline, run.val_points(), baseline.val_points())
+    train_mine, train_theirs = shared_series(run, baseline, run.loss_points(), baseline.loss_points())
+    val_change = relative_change(final_value(val_mine), final_value(val_theirs)) if val_mine else None
+    train_change = None
+    if len(train_mine) >= 10:
+        train_change = relative_change(start_and_end(train_mine)[1], start_and_end(train_theirs)[1])
+    change = val_change if val_change is not None else train_change
+    if change is None:
         return []
-    change = mine_end / theirs_end - 1
-    step = mine[-1][0]
     found = []
-    if change > tolerance:
-        text = (f"It learns more slowly than the baseline: {which} {mine_end:.4f} at step {step} against the "
-                f"baseline's {theirs_end:.4f} ({change:+.1%}).")
-        reached = steps_to_reach(theirs, mine_end)
-        if reached:
-            text += f" The baseline was already there by step {reached}."
-        found.append(Observation("slower_than_baseline", text, step))
-    elif change < -tolerance:
-        found.append(Observation("better_than_baseline", f"Its {which} is lower than the baseline's: {mine_end:.4f} at "
-                                 f"step {step} against {theirs_end:.4f} ({change:+.1%}).", step))
-    if which == "validation loss":
-        found.extend(train_loss_off(run, baseline, change, tolerance))
+    if abs(change) > tolerance:
+        kind = "slower_than_baseline" if change > 0 else "better_than_baseline"
+        found.append(Observation(kind, loss_comparison(run, baseline, val_mine, val_theirs, train_mine, train_theirs,
+                                                       val_change, train_change, tolerance),
+                                 (val_mine or train_mine)[-1][0]))
+    if val_change is not None:
+        found.extend(train_loss_off(run, baseline, val_change, tolerance))
     return found
+
+
+def loss_comparison(run, baseline, val_mine, val_theirs, train_mine, train_theirs, val_change, train_change,
+                    tolerance):
+    """Which curve is off, by how much, and where the two runs were compared."""
+    val_off = val_change is not None and abs(val_change) > tolerance
+    train_off = train_change is not None and abs(train_change) > tolerance
+    val_text = train_text = None
+    if val_change is not None:
+        val_text = (f"validation loss {val_mine[-1][1]:.4f} at step {val_mine[-1][0]} against the baseline's "
+                    f"{val_theirs[-1][1]:.4f} ({val_change:+.1%})")
+    if train_change is not None:
+        mine_end, theirs_end = start_and_end(train_mine)[1], start_and_end(train_theirs)[1]
+        train_text = (f"train loss (mean of the last tenth of the steps both ran, to step {train_mine[-1][0]}) "
+                      f"{mine_end:.4f} against the baseline's {theirs_end:.4f} ({train_change:+.1%})")
+    worse = (val_change if val_change is not None else train_change) > 0
+    if val_off and train_off:
+        lead = "It learns more slowly than the baseline" if worse else "It ends lower than the baseline"
+        text = f"{lead}: {val_text}; {train_text}."
+    elif val_off:
+        text = (f"Only validation differs from the baseline; the train loss matches it: {val_text}; {train_text}."
+                if train_text else f"Its {val_text}.")
+    else:  # no validation to compare: the train loss decided
+        text = f"Its {train_text}."
+    reached = steps_to_reach(val_theirs if val_off else train_theirs,
+                             (val_mine if val_off else train_mine)[-1][1]) if worse else None
+    last = (val_mine if val_off else train_mine)[-1][0]
+    if reached and reached < last:
+        text += f" The baseline was already there by step {reached}."
+    if last_step(run) != last_step(baseline):
+        text += f" (Compared at the steps both runs reached: the run ended at step {last_step(run)}, " \
+                f"the baseline at step {last_step(baseline)}.)"
+    return text
 
 
 def train_loss_off(run, baseline, val_change, tolerance):
     """The logged train loss off the baseline's by a steady factor that the validation loss does
     not share (it matches, or is off by far less)."""
-    ratios = ratio_series(run.loss_series(), baseline.loss_series())
+    ratios = ratio_series(main_points(run, run.loss_points()), main_points(baseline, baseline.loss_points()))
     if len(ratios) < 5:
         return []
     factor = statistics.median(r for _, r in ratios)
@@ -262,7 +353,7 @@ def train_loss_off(run, baseline, val_change, tolerance):
     if not steady or abs(math.log(factor)) < 3 * abs(math.log1p(val_change)):
         return []
     val = "matches it" if abs(val_change) <= tolerance else f"is within {abs(val_change):.0%} of it"
-    return [Observation("train_loss_off", f"The logged train loss runs at {factor:.2f}x the baseline's while the "
+    return [Observation("train_loss_off", f"The logged train loss runs at {times(factor)} the baseline's while the "
                         f"validation loss {val}.")]
 
 
@@ -285,15 +376,95 @@ def gap(run, baseline, tolerance):
 
 
 def stopped_early(run, baseline, tolerance):
+    """Which run stopped early, and where: the run (stopped_early), or the baseline while the run
+    trained on past it (did_not_stop_early). Both stopping at the same step is no difference."""
+    mine, theirs = early_stop(run), early_stop(baseline) if baseline else None
+    if mine and not (theirs and theirs[0] == mine[0]):
+        step, planned, note = mine
+        text = f"The run stopped early, at step {step} of the {planned} planned" + (f' ("{note}")' if note else "")
+        if baseline:
+            text += (f"; the baseline stopped early too, at step {theirs[0]}" if theirs
+                     else f"; the baseline did not stop early and ran to step {last_step(baseline)}")
+        return [Observation("stopped_early", text + ".", step)]
+    if theirs and not mine and last_step(run) > theirs[0]:
+        step, planned, note = theirs
+        ended = (f"trained all {run.log.planned_steps} planned steps" if completed(run)
+                 else f"went on to step {last_step(run)}")
+        text = (f"The run did not stop early: the baseline stopped early at step {step} of {planned}"
+                + (f' ("{note}")' if note else "") + f", while this run {ended}.")
+        text += agreement_until(run, baseline, step)
+        return [Observation("did_not_stop_early", text, step)]
+    return []
+
+
+def early_stop(run):
+    """(last step, planned steps, the script's note) of a run that finished before its planned steps."""
     planned, step = run.log.planned_steps, last_step(run)
     if run.result.get("state") != "finished" or not planned or step >= planned:
-        return []
-    note = next((n for n in run.log.notes if "stop" in n.lower()), "")
-    base_step = last_step(baseline) if baseline else None
-    text = f"The run ended at step {step} of the {planned} planned" + (f" (\"{note}\")" if note else "")
-    if base_step:
-        text += f"; the baseline ran to step {base_step}"
-    return [Observation("stopped_early", text + ".", step)]
+        return None
+    return step, planned, next((n for n in run.log.notes if "stop" in n.lower()), "")
+
+
+def agreement_until(run, baseline, step):
+    """Whether the two runs' curves matched up to the step where one of them stopped."""
+    first = departure_point(run, baseline)
+    if first is None:
+        return f" Up to step {step} the two runs' loss and validation curves are the same."
+    (stage, at), _ = first
+    if at <= step:
+        return f" Their curves first differ at {run.at_step(stage, at)}."
+    return f" Up to step {step} the two runs' loss and validation curves are the same."
+
+
+# --- where the run leaves its baseline -----------------------------------------------------
+
+DEPART = 1e-3  # relative: same-seed runs match exactly on a CPU; this absorbs a GPU's reordered sums
+
+
+def aggregate_curves(run):
+    """(name, [(stage, step, value)]) of the curves a candidate sees beside the baseline."""
+    lrs = [(stage_of(r), r["step"], r["lr"]) for r in run.steps if isinstance(r.get("lr"), list)]
+    groups = max((len(v) for _, _, v in lrs), default=0)
+    return [("train loss", run.loss_points()), ("validation loss", run.val_points()),
+            ("gradient norm", run.probe_points("grad_norm")),
+            *((f"learning rate of parameter group {g}" if groups > 1 else "learning rate",
+               [(st, s, v[g]) for st, s, v in lrs if g < len(v)]) for g in range(groups))]
+
+
+def first_difference(mine, theirs):
+    mine, theirs = keyed(mine), keyed(theirs)
+    for key in sorted(mine.keys() & theirs.keys()):
+        a, b = mine[key], theirs[key]
+        if finite(a) != finite(b) or (finite(a) and abs(a - b) > DEPART * max(abs(a), abs(b)) + 1e-12):
+            return key, (a, b)
+    return None
+
+
+def departure_point(run, baseline):
+    """((stage, step), [(curve, mine, theirs)]) where the aggregate curves first leave the baseline's."""
+    firsts, theirs_by_name = [], dict(aggregate_curves(baseline))
+    for name, mine in aggregate_curves(run):
+        found = first_difference(mine, theirs_by_name.get(name, []))
+        if found:
+            firsts.append((found[0], name, *found[1]))
+    if not firsts:
+        return None
+    key = min(f[0] for f in firsts)
+    return key, [(name, a, b) for k, name, a, b in firsts if k == key]
+
+
+def departs(run, baseline):
+    """The step from which the run stops matching its same-seed baseline, said whatever else is
+    seen: a change of the initialisation or the data path shows there long before anything else."""
+    if baseline is None:
+        return None
+    first = departure_point(run, baseline)
+    if first is None:
+        return None
+    (stage, step), curves = first
+    figures = "; ".join(f"{name} {a:.6g} against {b:.6g}" for name, a, b in curves)
+    return Observation("departs_from_baseline", f"Its curves first depart from the same-seed baseline's at "
+                       f"{run.at_step(stage, step)}: {figures}.", step)
 
 
 # --- the script's own metrics ------------------------------------------------------------
@@ -310,7 +481,7 @@ def numeric_metrics(run):
 
 
 def same_training(run, baseline):
-    ratios = ratio_series(run.loss_series(), baseline.loss_series())
+    ratios = ratio_series(main_points(run, run.loss_points()), main_points(baseline, baseline.loss_points()))
     return bool(ratios) and all(abs(r - 1) < 1e-3 for _, r in ratios)
 
 
@@ -345,7 +516,7 @@ def peak_memory(run, baseline):
     mine, theirs = run.result.get("peak_memory_mb"), baseline.result.get("peak_memory_mb") if baseline else None
     if finite(mine) and finite(theirs) and theirs > 0 and mine > 1.3 * theirs and mine - theirs > 50:
         return [Observation("peak_memory_higher", f"Peak memory of the run was {mine:.0f} MB against the "
-                            f"baseline's {theirs:.0f} MB ({mine / theirs:.1f}x).")]
+                            f"baseline's {theirs:.0f} MB ({times(mine / theirs, 1)}).")]
     return []
 
 
@@ -370,6 +541,13 @@ def step_times(run):
     return series or [(r["step"], r["dt"] * 1000) for r in run.log.train[1:] if finite(r.get("dt"))]
 
 
+def first_by_step(series):
+    first = {}
+    for step, value in series:
+        first.setdefault(step, value)
+    return first
+
+
 def throughput(run, baseline, tolerance):
     if baseline is None:
         return []
@@ -383,105 +561,117 @@ def throughput(run, baseline, tolerance):
     # the baseline is cached from another time, so the machine's load may differ by 2x or more
     if mine < SLOWDOWN * theirs:
         return []
-    return [Observation("throughput_drop", f"Steps take {mine / theirs:.1f}x as long as the baseline's "
+    return [Observation("throughput_drop", f"Steps take {times(mine / theirs, 1)} as long as the baseline's "
                         f"({mine:.0f} ms against {theirs:.0f} ms, median).")]
 
 
-def by_occurrence(series):
-    """{(step, n): value}, n counting repeats of a step: a later stage (the eval script's probe
-    training) numbers its steps anew, and its step 1 is paired with the other run's second step 1."""
-    seen, keyed = {}, {}
-    for step, value in series:
-        n = seen[step] = seen.get(step, -1) + 1
-        keyed[step, n] = value
-    return keyed
+def times(factor, digits=2):
+    """"0.52x", and below 0.01 in scientific notation ("5.2e-4x"), which "0.00x" would hide."""
+    if finite(factor) and 0 < abs(factor) < 0.01:
+        mantissa, exponent = f"{factor:.1e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}x"
+    return f"{factor:.{digits}f}x"
 
 
 def ratio_series(mine, theirs):
-    theirs = by_occurrence(theirs)
-    return [(s, v / theirs[s, n]) for (s, n), v in by_occurrence(mine).items()
-            if (s, n) in theirs and finite(v) and finite(theirs[s, n]) and theirs[s, n] > 0]
-
-
-def logged(run, key):
-    return [(r["step"], r[key]) for r in run.log.train if isinstance(r.get(key), float)]
+    """[((stage, step), mine / theirs)] at the (stage, step)s both runs have: a later stage with an
+    optimizer of its own numbers its steps anew, and is paired with the same stage of the other run."""
+    mine, theirs = keyed(mine), keyed(theirs)
+    return [(key, v / theirs[key]) for key, v in mine.items()
+            if key in theirs and finite(v) and finite(theirs[key]) and theirs[key] > 0]
 
 
 def grad_norm(run, baseline, tolerance):
     if baseline is None:
         return []
     observations = []
-    for label, mine, theirs in (
-        ("logged grad norm", logged(run, "grad norm"), logged(baseline, "grad norm")),
-        ("gradient norm the optimizer sees", run.probe_series("grad_norm"), baseline.probe_series("grad_norm")),
-    ):
-        ratios = ratio_series(mine, theirs)
-        if len(ratios) < 5:
-            continue
-        factor = statistics.median(r for _, r in ratios)
-        if not 0.7 <= factor <= 1.4:
-            theirs = by_occurrence(theirs)
-            (step, n), value = [(key, v) for key, v in by_occurrence(mine).items() if key in theirs][len(ratios) // 2]
-            observations.append(f"the {label} runs at {factor:.2f}x the baseline's "
-                                f"({value:.3f} at step {step}, baseline {theirs[step, n]:.3f})")
+    for stage in range(len(run.stages)):
+        for label, mine, theirs in (
+            ("logged grad norm", run.logged_points("grad norm"), baseline.logged_points("grad norm")),
+            ("gradient norm the optimizer sees", run.probe_points("grad_norm"), baseline.probe_points("grad_norm")),
+        ):
+            mine = [p for p in mine if p[0] == stage]
+            ratios = ratio_series(mine, [p for p in theirs if p[0] == stage])
+            if len(ratios) < 5:
+                continue
+            factor = statistics.median(r for _, r in ratios)
+            if not 0.7 <= factor <= 1.4:
+                (stage_at, step), _ = ratios[len(ratios) // 2]
+                value, expected = keyed(mine)[stage_at, step], keyed(theirs)[stage_at, step]
+                observations.append(f"the {label} runs at {times(factor)} the baseline's "
+                                    f"({value:.3g} at {run.at_step(stage_at, step)}, baseline {expected:.3g})")
     if not observations:
         return seen_departs(run, baseline)
     text = "; ".join(observations)
     return [Observation("grad_norm_off", text[0].upper() + text[1:] + ".")]
 
 
-def first_by_step(series):
-    first = {}
-    for step, value in series:
-        first.setdefault(step, value)
-    return first
-
-
 def seen_departs(run, baseline):
     """Steps at which the logged grad norm matches the baseline's but the norm of the gradients
     the optimizer consumes does not."""
-    logged_mine, logged_theirs = first_by_step(logged(run, "grad norm")), first_by_step(logged(baseline, "grad norm"))
-    seen_theirs = first_by_step(baseline.probe_series("grad_norm"))  # a later stage may number its steps anew
-    steps = [(s, v) for s, v in first_by_step(run.probe_series("grad_norm")).items()
-             if s in logged_mine and s in logged_theirs and s in seen_theirs and finite(v)
-             and finite(seen_theirs[s]) and seen_theirs[s] > 0 and logged_theirs[s] > 0
-             and abs(logged_mine[s] / logged_theirs[s] - 1) < 0.005 and abs(v / seen_theirs[s] - 1) > 0.1]
+    logged_mine, logged_theirs = keyed(run.logged_points("grad norm")), keyed(baseline.logged_points("grad norm"))
+    seen_theirs = keyed(baseline.probe_points("grad_norm"))
+    steps = [(key, v) for key, v in keyed(run.probe_points("grad_norm")).items()
+             if key in logged_mine and key in logged_theirs and key in seen_theirs and finite(v)
+             and finite(seen_theirs[key]) and seen_theirs[key] > 0 and logged_theirs[key] > 0
+             and abs(logged_mine[key] / logged_theirs[key] - 1) < 0.005 and abs(v / seen_theirs[key] - 1) > 0.1]
     if len(steps) < 2:
         return []
-    step, value = steps[0]
+    key, value = steps[0]
     return [Observation("grad_norm_off", f"The gradient norm the optimizer sees departs from the baseline's where the "
-                        f"logged grad norm matches it: {value:.3f} against {seen_theirs[step]:.3f} at step {step} "
-                        f"(logged {logged_mine[step]:.3f} in both), at {len(steps)} steps in all.", step)]
+                        f"logged grad norm matches it: {value:.3f} against {seen_theirs[key]:.3f} at "
+                        f"{run.at_step(*key)} (logged {logged_mine[key]:.3f} in both), at {len(steps)} steps in all.",
+                        key[1])]
 
 
 def lr_schedule(run, baseline, tolerance):
     if baseline is None:
         return []
-    mine, theirs = logged(run, "lr"), dict(logged(baseline, "lr"))
-    source = "logged learning rate"
-    if not mine:
-        mine = [(s, v[0]) for s, v in ((r["step"], r.get("lr")) for r in run.steps) if isinstance(v, list) and v]
-        theirs = {r["step"]: r["lr"][0] for r in baseline.steps if isinstance(r.get("lr"), list) and r["lr"]}
-        source = "learning rate in the optimizer"
-    off = [(s, v, theirs[s]) for s, v in mine if s in theirs and abs(v - theirs[s]) > 0.01 * abs(theirs[s]) + 1e-12]
-    if not off:
-        return weight_decay(run, baseline)
-    step, value, expected = off[0]
-    end_step, end_value = mine[-1]
-    return [Observation("lr_schedule_off", f"The {source} departs from the baseline's at step {step} ({value:.2e} "
-                        f"against {expected:.2e}); at step {end_step} it is {end_value:.2e} against "
-                        f"{theirs.get(end_step, float('nan')):.2e}.", step)]
+    mine, theirs = run.logged_points("lr"), keyed(baseline.logged_points("lr"))
+    off = [(stage, s, v, theirs[stage, s]) for stage, s, v in mine
+           if (stage, s) in theirs and lr_off(v, theirs[stage, s])]
+    if off:
+        stage, step, value, expected = off[0]
+        end_stage, end_step, end_value = mine[-1]
+        end_expected = theirs.get((end_stage, end_step), float("nan"))
+        return [Observation("lr_schedule_off", f"The logged learning rate departs from the baseline's at "
+                            f"{run.at_step(stage, step)} ({value:.2e} against {expected:.2e}); at "
+                            f"{run.at_step(end_stage, end_step)} it is {end_value:.2e} against {end_expected:.2e}.",
+                            step)]
+    return group_lr(run, baseline) or weight_decay(run, baseline)
+
+
+def lr_off(value, expected):
+    return abs(value - expected) > 0.01 * abs(expected) + 1e-12
+
+
+def group_lr(run, baseline):
+    """The rate of every parameter group the optimizer holds: a script logs one (group 0's, or a
+    multiplier), so a bug in another group's rate shows only here."""
+    theirs = {(stage_of(r), r["step"]): r["lr"] for r in baseline.steps if isinstance(r.get("lr"), list)}
+    for record in run.steps:
+        mine, expected = record.get("lr"), theirs.get((stage_of(record), record["step"]))
+        if not (isinstance(mine, list) and isinstance(expected, list) and len(mine) == len(expected)):
+            continue
+        groups = [g for g, (a, b) in enumerate(zip(mine, expected)) if finite(a) and finite(b) and lr_off(a, b)]
+        if groups:
+            g = groups[0]
+            named = f"parameter group {g}" + (f" (and {len(groups) - 1} other group(s))" if len(groups) > 1 else "")
+            return [Observation("lr_schedule_off", f"The learning rate in the optimizer departs from the baseline's "
+                                f"at {run.at_step(stage_of(record), record['step'])} for {named}: {mine[g]:.2e} "
+                                f"against {expected[g]:.2e}.", record["step"])]
+    return []
 
 
 def weight_decay(run, baseline):
-    theirs = {r["step"]: r.get("weight_decay") for r in baseline.steps}
+    theirs = {(stage_of(r), r["step"]): r.get("weight_decay") for r in baseline.steps}
     for record in run.steps:
-        mine, expected = record.get("weight_decay"), theirs.get(record["step"])
+        mine, expected = record.get("weight_decay"), theirs.get((stage_of(record), record["step"]))
         if isinstance(mine, list) and isinstance(expected, list) and len(mine) == len(expected):
             if any(abs(a - b) > 0.01 * abs(b) + 1e-12 for a, b in zip(mine, expected) if finite(a) and finite(b)):
                 return [Observation("weight_decay_off", f"The weight decay in the optimizer departs from the "
-                                    f"baseline's at step {record['step']} ({mine} against {expected}).",
-                                    record["step"])]
+                                    f"baseline's at {run.at_step(stage_of(record), record['step'])} ({mine} against "
+                                    f"{expected}).", record["step"])]
     return []
 
 

@@ -3,10 +3,15 @@
 Design, in the manner of the reference servers (mcp-server-git, mcp-server-time):
 
 * One MCPServer per role. `interviewer` has everything; `candidate` (what an agent under evaluation
-  gets) can list the catalogue without locations, start, read, search, edit, verify, diagnose and ask
-  for hints, but has no reveal tool, no resources, no interviewer prompts, and result models without
-  interviewer fields: what it cannot see is not hidden, it does not exist. A candidate server started
-  for one interview (`--interview ID`) serves only that interview and cannot start another.
+  gets) can start, read, search, edit, verify, diagnose and ask for hints, but has no reveal tool, no
+  resources, no interviewer prompts, and result models without interviewer fields: what it cannot
+  see is not hidden, it does not exist. A candidate server started for one interview (`--interview
+  ID`) serves only that interview, cannot start another and has no catalogue (`list_bugs` would be a
+  menu of answers); an unbound candidate server (self-practice) lists the catalogue without
+  locations and reaches only the interviews it started itself.
+* Calls are checked before they run: an argument a tool does not declare is refused (pydantic would
+  drop it, and a misspelt `bugs=` would silently become a random bug), and a prompt the server does
+  not have is an invalid-params error, not an internal one.
 * Tools are thin: each group (server/tools/*.py) has `register(server, ctx)` and calls into
   server/interviews.py, which knows nothing of MCP. Tool parameters are annotated with pydantic
   `Field` constraints, so bad types and ranges are refused by the SDK before a tool runs; results
@@ -25,7 +30,11 @@ Design, in the manner of the reference servers (mcp-server-git, mcp-server-time)
 import logging
 
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from pydantic import ConfigDict, model_validator
 
+from sandbox.training import stop_orphans
 from server import prompts
 from server.context import ServerContext
 from server.interviews import Interviews
@@ -45,20 +54,62 @@ INSTRUCTIONS = {
 }
 
 
+class BugdrillServer(MCPServer):
+    async def get_prompt(self, name, arguments=None, context=None):
+        """The SDK answers an unknown prompt or argument with an internal error (and logs a traceback):
+        both are the caller's mistake, so they are refused as invalid params saying what there is."""
+        prompts = {prompt.name: prompt for prompt in await self.list_prompts()}
+        if name not in prompts:
+            raise MCPError(INVALID_PARAMS, f"unknown prompt {name!r}: this server's prompts are "
+                                           f"{', '.join(sorted(prompts)) or 'none'}")
+        declared = [argument.name for argument in prompts[name].arguments or []]
+        undeclared = sorted(set(arguments or {}) - set(declared))
+        if undeclared:
+            raise MCPError(INVALID_PARAMS, f"prompt {name!r} has no argument {', '.join(undeclared)}; it takes "
+                                           f"{', '.join(declared) or 'none'}")
+        return await super().get_prompt(name, arguments, context)
+
+
+def refuse_unknown_arguments(tool):
+    """Make a registered tool refuse undeclared arguments, naming the ones it takes; its input schema
+    says so too (additionalProperties: false)."""
+    model = tool.fn_metadata.arg_model
+    declared = [field.alias or name for name, field in model.model_fields.items()]
+
+    def known_only(cls, data):
+        unknown = sorted(set(data) - set(declared)) if isinstance(data, dict) else []
+        if unknown:
+            raise ValueError(f"unknown argument(s) {', '.join(unknown)}: {tool.name} takes "
+                             f"{', '.join(declared) if declared else 'no arguments'}")
+        return data
+
+    strict = type(model.__name__, (model,), {
+        "__module__": model.__module__, "model_config": ConfigDict(extra="forbid"),
+        "known_only": model_validator(mode="before")(classmethod(known_only))})
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = strict.model_json_schema(by_alias=True)
+
+
 def build_server(role="interviewer", interview_id=None, workspaces_root=None, max_verify=None, store=None):
     """An MCPServer for one role over the state directory ($BUGDRILL_STATE_DIR or the user's data dir).
 
-    interview_id binds a candidate server to one interview; workspaces_root is where new workspaces go
+    interview_id binds a candidate server to one interview (without it, a candidate server reaches only
+    the interviews it starts itself, kept in memory); workspaces_root is where new workspaces go
     (default: <state dir>/workspaces); max_verify limits verify_fix calls per interview."""
     if role not in INSTRUCTIONS:
         raise ValueError(f"role must be interviewer or candidate, not {role!r}")
     interviews = Interviews(store or Store(), workspaces_root)
+    stop_orphans()  # runs and baselines of a server that died (kill -9) would otherwise run on unowned
     if interview_id is not None:
         interviews.get(interview_id)  # an unknown id fails here, before any client connects
-    ctx = ServerContext(role=role, interviews=interviews, bound_interview=interview_id, max_verify=max_verify)
-    server = MCPServer("bugdrill", instructions=INSTRUCTIONS[role], log_level="WARNING")
+    unbound_candidate = role == "candidate" and interview_id is None
+    ctx = ServerContext(role=role, interviews=interviews, bound_interview=interview_id, max_verify=max_verify,
+                        started_here=set() if unbound_candidate else None)
+    server = BugdrillServer("bugdrill", instructions=INSTRUCTIONS[role], log_level="WARNING")
     for group in GROUPS:
         group.register(server, ctx)
+    for tool in server._tool_manager.list_tools():  # the SDK has no public way to reach a registered tool
+        refuse_unknown_arguments(tool)
     prompts.register(server, ctx)
     server.bugdrill = ctx  # the seam for tools added after build (tests and the training tools reach it here)
     logging.getLogger(__name__).info("bugdrill %s server ready", role)

@@ -15,6 +15,8 @@
     bugdrill eval [--agent reference|"COMMAND"] [--bugs 1,4] [--bugs-per-episode 0,1,2] [--shard i/n]
                                                         blind episodes scored by behaviour (Inspect AI log)
     bugdrill report LOG_OR_DIR [...]                    solve rates with 95% intervals from eval logs
+    bugdrill selfcheck [--device cuda|cpu] [--codebase NANOCHAT] [--minutes 8] [--json OUT]
+                                                        short runs on this device, one table (GPU check)
     bugdrill serve [--role interviewer|candidate] [--interview ID] [--http [--host H] [--port N]]
                    [--workspaces DIR] [--max-verify N]  the MCP server (stdio by default)
 
@@ -204,6 +206,12 @@ def cmd_bench(args):
     return run_bench(sorted(bugs), pairs=args.pairs, matrix=args.matrix)
 
 
+def cmd_selfcheck(args):
+    from server.selfcheck import selfcheck
+
+    return selfcheck(args.device, args.minutes, args.codebase, args.json_out)
+
+
 def cmd_serve(args):
     """The MCP server. stdout belongs to the protocol (stdio), so everything else goes to stderr."""
     import logging
@@ -288,11 +296,18 @@ def build_parser():
     p.add_argument("--pairs", type=int, default=3, help="interleaved runs with and without the probe")
     p.add_argument("--matrix", action="store_true", help="also time the whole validation matrix")
     add_eval_commands(commands, command)
+    p = commands.add_parser("selfcheck", help="check this machine's device runs bugdrill: one plan, one table")
+    p.set_defaults(handler=cmd_selfcheck)
+    p.add_argument("--device", default="cuda", help="cuda (default) or cpu: the same plan on CPU baselines")
+    p.add_argument("--codebase", help="a nanochat checkout: adds its 20-step run with torch.compile on and off")
+    p.add_argument("--minutes", type=float, default=8.0, help="the plan stops itself before this many minutes")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the rows to this JSON file")
     p = commands.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP with --http)")
     p.set_defaults(handler=cmd_serve)
     p.add_argument("--role", choices=["interviewer", "candidate"], default="interviewer",
                    help="candidate: no reveal, no answer key, no catalogue locations (for agents under evaluation)")
-    p.add_argument("--interview", metavar="ID", help="candidate only: serve this one interview and nothing else")
+    p.add_argument("--interview", metavar="ID", help="candidate only: serve this one interview and nothing else "
+                   "(no catalogue either); without it a candidate server reaches only the interviews it starts")
     p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP address (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port")

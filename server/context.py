@@ -26,6 +26,8 @@ class ServerContext:
     role: Role
     interviews: Interviews
     bound_interview: str | None = None   # a candidate server for one interview serves only that one
+    # an unbound candidate server reaches only the interviews it started (None: every interview)
+    started_here: set | None = None
     max_verify: int | None = None
     verify_stages: list = field(default_factory=lambda: [bug_checks, short_run_stage])
 
@@ -41,7 +43,14 @@ class ServerContext:
             return self.bound_interview
         if given is None:
             raise ToolError("give interview_id (start_interview returns it; interview_status lists them)")
+        if self.started_here is not None and given not in self.started_here:
+            raise ToolError(f"interview {given} was not started by this server: a candidate server acts only on "
+                            "the interviews it started (serve --role candidate --interview ID serves another one)")
         return given
+
+    def visible(self):
+        """The ids of the interviews this server may show, or None for every interview."""
+        return {self.bound_interview} if self.bound_interview is not None else self.started_here
 
 
 def add_tool(server, fn, result, *, name=None, description=None, annotations=None):

@@ -3,16 +3,26 @@
 A path is relative to the workspace root. Refused: absolute paths, `..`, anything under `.git`,
 paths that resolve outside the workspace (a symlink pointing out), files that are not UTF-8 text
 and files over MAX_FILE_BYTES. Every refusal is a FileAccessError whose message says what to do.
+
+Searches run on RE2 (google-re2), not Python's backtracking `re`: a candidate's pattern such as
+"(a+)+$" takes time exponential in the line's length there and would hold a server thread for
+days. RE2 is linear in the text, refuses the constructs that need backtracking (backreferences,
+lookaround) and releases the GIL while it matches, so other calls keep being answered; a search
+that still runs past SEARCH_BUDGET_S (a huge workspace, a pattern RE2 runs slowly) gives up.
 """
 
 import difflib
 import re
+import time
 from pathlib import Path, PurePosixPath
+
+import re2
 
 MAX_FILE_BYTES = 1_000_000
 MAX_READ_LINES = 400
 MAX_LIST = 500
 MAX_LINE_CHARS = 300
+SEARCH_BUDGET_S = 10.0
 SKIPPED_DIRS = {".git", "__pycache__"}
 
 
@@ -108,15 +118,43 @@ def read(workspace, path, start_line=None, end_line=None):
     return relative(workspace, real), lines[first - 1:last], first, total, truncated
 
 
+def compile_pattern(pattern, regex, case_sensitive):
+    """The RE2 matcher of a search, or a FileAccessError saying why the pattern cannot be run."""
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.literal = not regex
+    options.log_errors = False  # a refused pattern is the caller's to fix, not a server error to log
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as error:
+        reason = error.args[0] if error.args else "refused"
+    if isinstance(reason, bytes):  # the binding hands RE2's own message over as bytes
+        reason = reason.decode(errors="replace")
+    if _python_accepts(pattern):
+        raise FileAccessError(
+            f"search_code runs regular expressions on RE2, a linear-time engine (so that no pattern can stall "
+            f"the server), and RE2 refused this one: {reason}. RE2 has no backreferences (\\1, (?P=name)), no "
+            "lookaround ((?=, (?!, (?<=, (?<!), no atomic groups or possessive quantifiers, and counts to 1000 at "
+            "most. Rewrite the pattern without them, or pass regex=false to search for the text literally") from None
+    raise FileAccessError(f"invalid regular expression: {reason}; pass regex=false to search literally") from None
+
+
+def _python_accepts(pattern):
+    """Whether Python's `re` accepts a pattern RE2 refused: then it used what RE2 leaves out, not bad syntax."""
+    try:
+        re.compile(pattern)  # compiling is cheap and bounded; only matching backtracks
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
+
+
 def search(workspace, pattern, regex=False, path=".", case_sensitive=True, max_results=50):
     """([(path, line number, line)], truncated, files searched) for a regex or a literal string."""
     if not pattern:
         raise FileAccessError("give a non-empty pattern")
-    try:
-        compiled = re.compile(pattern if regex else re.escape(pattern), 0 if case_sensitive else re.IGNORECASE)
-    except re.error as error:
-        raise FileAccessError(f"invalid regular expression: {error}; pass regex=false to search literally") from None
+    compiled = compile_pattern(pattern, regex, case_sensitive)
     real = resolve(workspace, path)
+    deadline = time.monotonic() + SEARCH_BUDGET_S
     matches, searched = [], 0
     for file in walk(workspace, real):
         try:
@@ -125,6 +163,10 @@ def search(workspace, pattern, regex=False, path=".", case_sensitive=True, max_r
             continue
         searched += 1
         for number, line in enumerate(text.splitlines(), 1):
+            if time.monotonic() > deadline:
+                raise FileAccessError(f"the search gave up after {SEARCH_BUDGET_S:g} s ({searched} file(s) "
+                                      "searched): give a path to search a smaller part of the workspace, or a "
+                                      "simpler pattern")
             if compiled.search(line):
                 if len(matches) == max_results:
                     return matches, True, searched

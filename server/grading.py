@@ -2,14 +2,25 @@
 
 Location: the right file, and a line within LINE_TOLERANCE of a line the injection changed (a
 deletion counts at the lines on either side of it), or the function that holds the change.
-Cause: the explanation mentions one term of every group of the bug's `cause_terms`. The score is
-half for each. A diagnosis is matched against every bug and the best match counts.
+Cause: the explanation mentions one term of every group of the bug's `cause_terms`, and is not too
+broad: a claim that would satisfy the cause terms of more than BREADTH_LIMIT catalogue bugs names
+no cause at all (a list of ML words would otherwise pass for every bug). The score is half for
+each. A diagnosis is matched against every bug and the best match counts.
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import PurePosixPath
 
+from bug_catalog.catalog import load_catalog
+
 LINE_TOLERANCE = 3
+# The most catalogue causes that any record's own explanation satisfies (bugs 2 and 11: 9 of 52;
+# explanations run 400-850 characters and mention neighbouring mechanisms). The reference agent's
+# one-sentence causes satisfy at most 5. tests/test_diagnosis_integrity.py holds both to it.
+BREADTH_LIMIT = 9
+# "a sentence or two": room for the longest catalogue explanation (848 characters), not for a list
+MAX_CLAIM_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class Grade:
     location_right: bool
     cause_right: bool
     target: Target | None  # the bug the diagnosis matched best (None: no bug at all)
+    too_broad: bool = False  # the claim would name the causes of many catalogue bugs
 
     @property
     def score(self):
@@ -75,15 +87,38 @@ def location_right(target, file, line, function):
     return same_function(function, target)
 
 
+def meets_terms(cause_terms, lowered_text):
+    return bool(cause_terms) and all(any(term in lowered_text for term in group) for group in cause_terms)
+
+
+@lru_cache(maxsize=1)
+def catalogue_causes():
+    """(bug id, cause_terms) of every catalogue bug: what a claim's breadth is measured against."""
+    return tuple((record.id, tuple(tuple(group) for group in record.cause_terms))
+                 for record in load_catalog().values())
+
+
+def causes_named(text):
+    """The ids of the catalogue bugs whose cause terms the claim satisfies."""
+    lowered = (text or "").lower()
+    return [bug_id for bug_id, terms in catalogue_causes() if meets_terms(terms, lowered)]
+
+
+def too_broad(text):
+    return len(causes_named(text)) > BREADTH_LIMIT
+
+
 def cause_right(target, text):
-    text = (text or "").lower()
-    return bool(target.cause_terms) and all(any(term in text for term in group) for group in target.cause_terms)
+    return meets_terms(target.cause_terms, (text or "").lower()) and not too_broad(text)
 
 
 def grade(targets, file, line, function, text):
-    best = Grade(False, False, None)
+    broad = too_broad(text)
+    best = Grade(False, False, None, broad)
     for target in targets:
-        candidate = Grade(location_right(target, file, line, function), cause_right(target, text), target)
+        # the breadth is the claim's, whatever the target: computed once, not per target
+        named = not broad and meets_terms(target.cause_terms, (text or "").lower())
+        candidate = Grade(location_right(target, file, line, function), named, target, broad)
         if best.target is None or (candidate.score, candidate.location_right) > (best.score, best.location_right):
             best = candidate
     return best
@@ -93,6 +128,10 @@ def feedback(grade):
     """What the candidate is told: right or wrong, never which bug."""
     if grade.found:
         return "Location and cause both right."
+    if grade.too_broad:
+        place = "right place" if grade.location_right else "the location is not right either"
+        return (f"Too broad: name one cause. The explanation would fit the causes of many different bugs, so it "
+                f"names none of them ({place}).")
     if grade.location_right:
         return "Right place; the cause is not there yet: say what exactly is wrong and why it breaks training."
     if grade.cause_right:

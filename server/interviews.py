@@ -23,7 +23,7 @@ from bug_catalog.registry import CHECKS, EDITS, EditError
 from bug_catalog.selection import choose, matching
 from bug_catalog.targets import check_name, symptom_on_codebase
 from bug_catalog.targets.nanochat import PREFIX, applicability, applicable_variants, variant_for
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebase import PICOCHAT_DIR, overlaps
 from sandbox.state import state_dir
 from sandbox.workspace import WorkspaceError, create_workspace, load_answer_key, read_codebase
 from server import grading, locate, snippet
@@ -31,6 +31,7 @@ from server.store import Store
 
 INTERVIEW_ID = re.compile(r"^[0-9a-f]{12}$")
 DEFAULT_TIME_LIMIT_S = 20 * 60
+DEFAULT_DIAGNOSES_PER_BUG = 3
 KINDS = ("code_review", "production_debugging", "practice")
 
 # hints for an interview with no bug (a control): the same shape as a record's ladder
@@ -72,6 +73,7 @@ class Interview:
     ended: float | None
     verdict: str | None
     time_to_find_s: float | None
+    diagnoses_per_bug: int | None = None  # None: started before budgets existed, held to the default
 
     @classmethod
     def from_row(cls, row):
@@ -80,6 +82,13 @@ class Interview:
     @property
     def is_open(self):
         return self.ended is None
+
+    @property
+    def diagnosis_budget(self):
+        """Diagnoses allowed in all: so many per injected bug; a control (no bug) gets one bug's worth.
+        One total, not a count per bug, as counting per bug would tell which bug a claim matched."""
+        per_bug = self.diagnoses_per_bug or DEFAULT_DIAGNOSES_PER_BUG
+        return per_bug * max(1, len(self.bugs))
 
     def clock(self, now=None):
         now = self.ended or (time.time() if now is None else now)
@@ -227,12 +236,25 @@ class Interviews:
     # starting
 
     def _codebase(self, codebase):
-        """(source directory, the codebase as the answer key names it: "builtin", "nanochat" or the path)."""
+        """(source directory, the codebase as the answer key names it: "builtin", "nanochat" or the path).
+
+        A path is recognised by a few marker files before anything under it is listed or read, so "/"
+        or a home directory is refused at once instead of being copied; a checkout overlapping the
+        state directory is refused too (its copy would carry answer keys)."""
         if codebase == "builtin":
             return PICOCHAT_DIR, "builtin"
+        from server.doctor import kind_of
+
         path = Path(codebase).expanduser()
         if not path.is_absolute() or not path.is_dir():
             raise InterviewError(f"codebase must be 'builtin' or the absolute path of a directory, not {codebase!r}")
+        if kind_of(path) is None:
+            raise InterviewError(f"{codebase} is not a recognised checkout (a copy of picochat or a nanochat "
+                                 f"checkout); bugdrill doctor --codebase {codebase} says what it looks for")
+        for private in {state_dir(), self.store.path.parent, self.workspaces_root}:
+            if overlaps(path, private):
+                raise InterviewError(f"{codebase} overlaps bugdrill's state directory ({private}): move the "
+                                     "checkout, or the state directory (BUGDRILL_STATE_DIR), so neither holds the other")
         return path, target_of(path) or codebase
 
     def _choose(self, kind, bug, variant, seed, codebase, **filters):
@@ -257,7 +279,7 @@ class Interviews:
         return nanochat_pick(*picked, True, seed, source) if name == "nanochat" else picked
 
     def start(self, kind, bug="random", variant=None, seed=None, category=None, priority=None, difficulty=None,
-              codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S):
+              codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S, diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG):
         if kind not in KINDS:
             raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
         seed = secrets.randbelow(2**31) if seed is None else seed
@@ -266,13 +288,16 @@ class Interviews:
                                    difficulty=difficulty)]
         except ValueError as error:  # a variant out of range
             raise InterviewError(str(error)) from None
-        return self.start_with(kind, chosen, seed, codebase, time_limit_s)
+        return self.start_with(kind, chosen, seed, codebase, time_limit_s, diagnoses_per_bug)
 
-    def start_with(self, kind, chosen, seed, codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S):
+    def start_with(self, kind, chosen, seed, codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S,
+                   diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG):
         """Start an interview holding exactly the chosen (record, variant) picks: none (a control,
         where nothing is wrong), one, or two (a compound episode, a verdict per bug)."""
         if kind not in KINDS:
             raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
+        if isinstance(diagnoses_per_bug, bool) or not isinstance(diagnoses_per_bug, int) or diagnoses_per_bug < 1:
+            raise InterviewError(f"diagnoses_per_bug must be a whole number of at least 1, not {diagnoses_per_bug!r}")
         source, name = self._codebase(codebase)
         if name == "nanochat":  # the catalogue's picks as nanochat's edits
             try:
@@ -290,7 +315,7 @@ class Interviews:
         row = {"id": interview_id, "kind": kind, "bugs": [{"id": b["id"], "variant": b["variant"]} for b in key["bugs"]],
                "codebase": codebase, "seed": seed, "workspace": key["workspace"], "time_limit_s": int(time_limit_s),
                "snippet": snippet.plan(key["bugs"], seed, control_files), "started": time.time(), "ended": None,
-               "verdict": None, "time_to_find_s": None}
+               "verdict": None, "time_to_find_s": None, "diagnoses_per_bug": diagnoses_per_bug}
         with self.store.transaction() as db:
             self.store.insert_interview(row, db=db)
             for bug_entry in row["bugs"]:
@@ -337,9 +362,14 @@ class Interviews:
         return targets
 
     def diagnose(self, interview_id, file, line, function, text):
-        """(grade, number of diagnoses so far). A correct diagnosis before any reveal counts as found."""
+        """(grade, number of diagnoses so far). A correct diagnosis before any reveal counts as found.
+        Past the interview's budget a diagnosis is refused, before it is graded or recorded."""
         with self.lock(interview_id):
             interview = self.require_open(interview_id)
+            used = self.store.count_events(interview_id, "diagnosis")
+            if used >= interview.diagnosis_budget:
+                raise InterviewError(f"no diagnoses left: all {interview.diagnosis_budget} of this interview's budget "
+                                     "are used, and a diagnosis past it is not graded; verify_fix or end_interview")
             result = grading.grade(self.targets(interview), file, line, function, text)
             revealed = self.store.count_events(interview_id, "reveal") > 0
             now = time.time()
@@ -433,6 +463,7 @@ class Interviews:
         else:
             verdict = "unsolved"
         return {"hints_used": kinds.count("hint"), "diagnoses": kinds.count("diagnosis"),
+                "diagnoses_left": max(0, interview.diagnosis_budget - kinds.count("diagnosis")),
                 "verifies": kinds.count("verify"), "edits": kinds.count("edit"),
                 # a run is recorded when it starts and again when it ends: count runs, not records
                 "runs": len({e["payload"].get("training") for e in events if e["kind"] == "run"}),

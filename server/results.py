@@ -116,7 +116,11 @@ class InterviewSummary(BaseModel):
     clock: Clock
     hints_used: int
     diagnoses: int
+    diagnoses_left: int = Field(description="diagnoses the budget still allows (so many per injected bug)")
     verifies: int
+    isolation: str = Field(description=(
+        "how the server runs the workspace's code: 'isolated' (an unprivileged user in namespaces of its own, "
+        "no access to bugdrill's files) or 'honour system' (this machine cannot isolate it)"))
     edits: int
     runs: int
     found: bool
@@ -221,6 +225,7 @@ class DiagnosisResult(BaseModel):
     score: float = Field(description="0, 0.5 or 1: half for the location, half for the cause")
     message: str
     diagnoses_submitted: int
+    diagnoses_left: int = Field(description="diagnoses the budget still allows; past it a diagnosis is refused")
     clock: Clock
 
 

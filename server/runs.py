@@ -1,7 +1,8 @@
 """Training runs of an interview, with no MCP in it: run, classify against baseline, view.
 
-The run an interview opens with is the one the catalogue measured for its bug (scenario, steps,
-flags); the candidate may run any scenario with their own flags. On a nanochat checkout every run
+The run an interview opens with is its bug's scenario with the scenario's own steps and flags
+(shared by several bugs, so the request does not name the bug); the candidate may run any
+scenario with their own flags. On a nanochat checkout every run
 is nanochat's own scripts/base_train.py (sandbox/nanochat.py), with the candidate's steps and
 flags, against the pristine checkout's run: `trainer_of` is where the two part. Every run is recorded as a
 `run` event of its interview, and a run can only be viewed through the interview that made it.
@@ -16,17 +17,19 @@ from dataclasses import dataclass
 from bug_catalog.catalog import load_catalog
 from sandbox import baselines, nanochat
 from sandbox.codebase import PICOCHAT_DIR
-from sandbox.matrix import request_for
+from sandbox.matrix import request_for, scenario_request
+from sandbox.matching import Match, runs_match
 from sandbox.runner import RunError, read_log, run_result, stop_run
-from sandbox.scenarios import ScenarioError
-from sandbox.symptoms import SEVERE, classify
-from sandbox.training import TrainingRequest, describe_request, load_training, new_id, train, training_data
+from sandbox.scenarios import ScenarioError, get_scenario
+from sandbox.symptoms import classify
+from sandbox.training import (
+    TrainingRequest, describe_request, load_training, new_id, request_commands, train, training_data,
+)
 from sandbox.views import BANDED, ViewError, render
 from server.interviews import InterviewError, StageResult
 
 # what a fix must not do to a short pristine-sized run: the same for every bug (no oracle)
 SANITY_REQUEST = TrainingRequest(scenario="base", steps=30, args=["--num_samples=0", "--eval_every=15"])
-BROKEN = SEVERE | {"below_entropy_floor", "slower_than_baseline", "stopped_early"}
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,13 @@ def trainer_of(key):
 
 
 def default_request(key):
-    """The run the catalogue measured for the (first) injected bug; a plain base run with none."""
+    """The (first) injected bug's scenario, with the scenario's own steps and flags; a plain base run
+    with no bug."""
     if not key["bugs"]:
         return TrainingRequest()
     record = load_catalog()[key["bugs"][0]["id"]]
     variant = next(v for v in record.variants if v.name == key["bugs"][0]["variant"])
-    return request_for(record, variant)
+    return scenario_request(record, variant)
 
 
 def codebase_of(key):
@@ -104,7 +108,16 @@ class Runs:
         update = {k: v for k, v in (("steps", steps), ("seed", seed)) if v is not None}
         if args is not None:
             update["args"] = [*base.args, *args]
-        return base.model_copy(update=update)
+        request = base.model_copy(update=update)
+        # the baseline runs the same request, so one check covers both sides (flags, paths, step cap)
+        try:
+            if trainer_of(key) is NANOCHAT:
+                nanochat.check_request(request)
+            else:
+                request_commands(request)
+        except ScenarioError as error:
+            raise InterviewError(str(error)) from None
+        return request
 
     def run(self, interview_id, scenario=None, steps=None, args=None, seed=None, report=None):
         """(training, incident, commands) of a new run of the interview's workspace. The run is
@@ -119,7 +132,11 @@ class Runs:
             raise InterviewError(str(error)) from None
         with self.exclusive(interview_id):
             progress = stage_progress(report)
-            base = trainer.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
+            try:
+                base = trainer.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
+            except baselines.BaselineFailed as error:
+                raise InterviewError(f"{error}. Your code was not run. If your flags made the pristine code fail, "
+                                     "change them") from None
             training_id = new_id()
             started = {"training": training_id, "baseline": base.id,
                        "request": {"scenario": "base", **request.model_dump()}}
@@ -175,7 +192,7 @@ class Runs:
         with self._run_lock(interview_id) as taken:
             return not taken
 
-    def view(self, interview_id, run_id, name, every=None, image=False):
+    def view(self, interview_id, run_id, name, every=None, image=False, tail=None, grep=None):
         interview, training, base = self.owned(interview_id, run_id)
         band = ()
         if image and name in BANDED:  # pristine runs with other seeds: run once per request, then cached
@@ -183,7 +200,8 @@ class Runs:
             runs = trainer_of(key).band
             band = [training_data(t) for t in runs(codebase_of(key), training.request)] if runs else ()
         try:
-            view = render(name, training_data(training), training_data(base), every=every, image=image, band=band)
+            view = render(name, training_data(training), training_data(base), every=every, image=image, band=band,
+                          tail=tail, grep=grep)
         except ViewError as error:
             raise InterviewError(str(error)) from None
         self.interviews.record(interview_id, "view", {"run": run_id, "view": name, "image": image})
@@ -214,14 +232,44 @@ def last_logged_step(run_id):
     return 0, None
 
 
-def short_run_stage(interview, key, report=None):
-    """A verification stage: a short run of the workspace must still train like the pristine code."""
-    if report:
-        report(0, 1, "short training run against the baseline")
+MATCH_STEPS = 60  # the verification's runs: long enough to show most runs' bugs, short enough to repeat
+
+
+def behaviour_requests(key):
+    """The runs a fix is judged by: the plain short run (the same for every interview), and the run
+    the catalogue measured for each injected bug, cut to MATCH_STEPS."""
     trainer = trainer_of(key)
-    base = trainer.baseline(codebase_of(key), trainer.sanity)
-    training = trainer.train(interview.workspace, trainer.sanity, label="verify")
-    incident = classify(training_data(training), training_data(base))
-    broken = [c for c in incident.classes if c in BROKEN]
-    detail = "trains like the baseline" if not broken else incident.summary
-    return [StageResult("short run against baseline", not broken, detail)]
+    requests = [trainer.sanity]
+    if trainer is not SCENARIOS:
+        return requests
+    catalog = load_catalog()
+    for bug in key["bugs"]:
+        record = catalog[bug["id"]]
+        measured = request_for(record, next(v for v in record.variants if v.name == bug["variant"]))
+        steps = min(measured.steps or get_scenario(measured.scenario).default_steps, MATCH_STEPS)
+        measured = measured.model_copy(update={"steps": steps})
+        if measured not in requests:
+            requests.append(measured)
+    return requests
+
+
+def short_run_stage(interview, key, report=None):
+    """A verification stage: the workspace's runs (behaviour_requests) must match the same-seed
+    pristine runs (sandbox/matching.py). Code that passes a check and trains differently on the
+    path that showed the bug is not fixed; nor is code that only behaves when it spots a check."""
+    if report:
+        report(0, 1, "short training runs against the pristine code")
+    trainer = trainer_of(key)
+    for request in behaviour_requests(key):
+        try:
+            base = trainer.baseline(codebase_of(key), request)  # a pristine run that fails: no verdict
+        except RunError as error:
+            return [StageResult("runs against the pristine code", False, str(error))]
+        training = trainer.train(interview.workspace, request, label="verify")
+        try:
+            match = runs_match(training_data(training), training_data(base))
+        except RunError as error:
+            match = Match(False, f"the run left nothing to compare: {error}")
+        if not match.same:
+            return [StageResult("runs against the pristine code", False, match.detail)]
+    return [StageResult("runs against the pristine code", True, "trains like the pristine code")]

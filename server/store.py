@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS interviews (
     started        REAL NOT NULL,
     ended          REAL,
     verdict        TEXT,
-    time_to_find_s REAL
+    time_to_find_s REAL,
+    diagnoses_per_bug INTEGER       -- the diagnosis budget per bug; NULL: started before budgets
 );
 CREATE TABLE IF NOT EXISTS events (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,6 +62,20 @@ def _row(row):
     return None if row is None else {k: (json.loads(row[k]) if k in JSON_COLUMNS else row[k]) for k in row.keys()}
 
 
+# columns added to a table after it was first shipped: a state directory from before gets them
+ADDED_COLUMNS = {"interviews": {"diagnoses_per_bug": "INTEGER"}}
+
+
+def _add_missing_columns(db):
+    db.execute("BEGIN IMMEDIATE")  # two servers starting on one old state directory add each column once
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+    db.execute("COMMIT")
+
+
 class Store:
     def __init__(self, path=None):
         self.path = Path(path) if path else state_dir() / DB_NAME
@@ -68,6 +83,7 @@ class Store:
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            _add_missing_columns(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _connect(self):

@@ -14,9 +14,11 @@ BIN = Path(sys.executable).parent
 
 
 def offline_prefix():
-    """`unshare -rn`: a network namespace with no interface up, so nothing can be downloaded."""
-    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
-        return ["unshare", "-rn"]
+    """`unshare -n` (root) or `unshare -rn`: a network namespace with no interface up, so nothing can be
+    downloaded. Root keeps its own user namespace, in which the jail can still switch users."""
+    for prefix in (["unshare", "-n"], ["unshare", "-rn"]):
+        if shutil.which("unshare") and subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+            return prefix
     return []
 
 

@@ -65,7 +65,8 @@ def test_no_comment_or_name_gives_the_bug_away(injected):
     pristine = "\n".join(read_codebase(PICOCHAT_DIR).values()).lower()
     for giveaway in ("bug", "inject", record.slug, record.title.lower()):
         assert text.count(giveaway) == pristine.count(giveaway), giveaway
-    assert sum(line.strip().startswith("#") for line in text.splitlines()) == \
+    # an edit never adds a comment; it may take away one that narrated the line it changed
+    assert sum(line.strip().startswith("#") for line in text.splitlines()) <= \
         sum(line.strip().startswith("#") for line in pristine.splitlines())
 
 

@@ -210,7 +210,7 @@ async def test_an_interview_over_mcp_on_a_nanochat_checkout_runs_nanochat_and_ve
         after = await call(client, "verify_fix", interview_id=interview)
         assert after["fixed"], after
         names = {c["name"] for c in after["checks"]}
-        assert PREFIX + record.check in names and "short run against baseline" in names, names
+        assert PREFIX + record.check in names and "runs against the pristine code" in names, names
 
 
 @needs_checkout

@@ -55,7 +55,7 @@ async def test_a_whole_production_debugging_interview(state):
         await call(client, "edit_file", interview_id=interview, path=bug["file"], content=bug["pristine"])
         verified = await call(client, "verify_fix", interview_id=interview)
         assert verified["fixed"], [c for c in verified["checks"] if not c["passed"]]
-        assert any(c["name"] == "short run against baseline" and c["passed"] for c in verified["checks"])
+        assert any(c["name"] == "runs against the pristine code" and c["passed"] for c in verified["checks"])
 
 
 async def test_training_tools_refuse_bad_input(state):

@@ -139,11 +139,13 @@ TRIL = call("tril")
 
 @edit("causal-mask-diagonal.off-by-one", file=GPT_FILE)
 def _(source):
+    source = cst.drop_comments_above(source, EXPLICIT, TRIL)  # it says which keys a query may see
     return replace_arg(source, EXPLICIT, TRIL, "diagonal", "T_k - T_q + 1")
 
 
 @edit("causal-mask-diagonal.diagonal-one", file=GPT_FILE)
 def _(source):
+    source = cst.drop_comments_above(source, EXPLICIT, TRIL)
     return replace_arg(source, EXPLICIT, TRIL, "diagonal", "1")
 
 
@@ -185,15 +187,19 @@ def _():
 
 @edit("attention-unscaled.scale-dropped", file=GPT_FILE)
 def _(source):
-    return replace_statement(source, EXPLICIT, m.Assign(targets=[m.AssignTarget(target=m.Name("scores"))],
-                                                        value=m.BinaryOperation()),
-                             "scores = q @ k.transpose(-2, -1)")
+    source = replace_statement(source, EXPLICIT, m.Assign(targets=[m.AssignTarget(target=m.Name("scores"))],
+                                                          value=m.BinaryOperation()),
+                               "scores = q @ k.transpose(-2, -1)")
+    # the scale, and the import that computed it, would be left unread
+    source = cst.remove_statement(source, EXPLICIT, m.Assign(targets=[m.AssignTarget(target=m.Name("scale"))]))
+    return cst.remove_unused_import(source, "math")
 
 
 @edit("attention-unscaled.divided-by-head-dim", file=GPT_FILE)
 def _(source):
-    return cst.replace_node(source, EXPLICIT, m.Call(func=m.Attribute(value=m.Name("math"), attr=m.Name("sqrt"))),
-                            lambda node: node.args[0].value)
+    source = cst.replace_node(source, EXPLICIT, m.Call(func=m.Attribute(value=m.Name("math"), attr=m.Name("sqrt"))),
+                              lambda node: node.args[0].value)
+    return cst.remove_unused_import(source, "math")
 
 
 @check("attention-unscaled")
@@ -239,10 +245,13 @@ def _():
 # ----------------------------------------------------------------------------- 10. RoPE not applied
 
 ROTARY = call("apply_rotary")
+QK_NORM = call("q_norm")
 
 
 @edit("rope-missing.deleted", file=GPT_FILE)
 def _(source):
+    # the comment above the QK norm explains why it comes before the rotation that is gone
+    source = cst.drop_comments_above(source, ATTN, QK_NORM)
     return cst.remove_statement(source, ATTN, ROTARY)
 
 
@@ -266,8 +275,6 @@ def _():
 
 
 # ----------------------------------------------------------------------------- 11. QK norm missing
-
-QK_NORM = call("q_norm")
 
 
 @edit("qk-norm-missing.deleted", file=GPT_FILE)
@@ -415,15 +422,14 @@ def _():
 
 @edit("heads-not-separated.merge-without-transpose", file=GPT_FILE)
 def _(source):
-    return cst.replace_node(
-        source, ATTN,
-        m.Call(func=m.Attribute(value=m.Call(func=m.Attribute(attr=m.Name("transpose"))), attr=m.Name("contiguous"))),
-        lambda node: cst.parse_expression("y.contiguous()"),
-    )
+    merge = m.Call(func=m.Attribute(value=m.Call(func=m.Attribute(attr=m.Name("transpose"))), attr=m.Name("contiguous")))
+    source = cst.drop_comments_above(source, ATTN, merge)  # it spells out the shapes the transpose makes
+    return cst.replace_node(source, ATTN, merge, lambda node: cst.parse_expression("y.contiguous()"))
 
 
 @edit("heads-not-separated.split-without-transpose", file=GPT_FILE)
 def _(source):
+    source = cst.drop_comments_above(source, ATTN, m.Attribute(value=m.Name("self"), attr=m.Name("c_q")))
     for name in ("c_q", "c_k", "c_v"):
         source = cst.replace_node(
             source, ATTN,

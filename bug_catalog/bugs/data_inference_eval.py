@@ -233,9 +233,11 @@ def _(source):
 @edit("top-k.clamp-unused", file=ENGINE)
 def _(source):
     topk = m.Call(func=m.Attribute(attr=m.Name("topk")))
-    return cst.replace_node(source, "sample_next_token", topk, lambda node: node.with_changes(
+    source = cst.replace_node(source, "sample_next_token", topk, lambda node: node.with_changes(
         args=[a.with_changes(value=cst_.Name("top_k")) if m.matches(a.value, m.Name("k")) else a
               for a in node.args]))
+    # the clamped k, now unread, is what a linter would point at
+    return cst.remove_statement(source, "sample_next_token", m.Assign(targets=[m.AssignTarget(m.Name("k"))]))
 
 
 @check("top-k")
@@ -300,7 +302,9 @@ def _():
 
 @edit("no-padding.default-collate", file=LOADER)
 def _(source):
-    return cst.replace_node(source, "chat_loader", m.Call(func=m.Name("DataLoader")), lambda node: _drop_keyword(node, "collate_fn"))
+    source = cst.replace_node(source, "chat_loader", m.Call(func=m.Name("DataLoader")),
+                              lambda node: _drop_keyword(node, "collate_fn"))
+    return cst.remove_unused_import(source, "functools")
 
 
 @edit("no-padding.first-length", file=LOADER)
@@ -526,14 +530,25 @@ def _recalls(head, features, labels):
     return [(predictions[labels == c] == c).float().mean().item() for c in (0, 1)]
 
 
+def _without_class_weights(source):
+    """Remove the class weights, the counts they come from and the comment above them: nothing
+    reads them once the loss is unweighted."""
+    for name in ("class_weights", "counts"):
+        source = cst.remove_statement(source, "train_probe", m.Assign(targets=[m.AssignTarget(m.Name(name))]))
+    return source
+
+
 @edit("class-imbalance.unweighted", file=EVAL)
 def _(source):
-    return cst.replace_node(source, "train_probe", m.Call(func=m.Attribute(attr=m.Name("cross_entropy"))),
-                            lambda node: _drop_keyword(node, "weight"))
+    source = cst.replace_node(source, "train_probe", m.Call(func=m.Attribute(attr=m.Name("cross_entropy"))),
+                              lambda node: _drop_keyword(node, "weight"))
+    return _without_class_weights(source)
 
 
 @edit("class-imbalance.weights-by-frequency", file=EVAL)
 def _(source):
+    # the comment above the counts says how the weights should be made
+    source = cst.drop_comments_above(source, "train_probe", m.Assign(targets=[m.AssignTarget(m.Name("counts"))]))
     return cst.replace_node(
         source, "train_probe", m.Assign(targets=[m.AssignTarget(m.Name("class_weights"))]),
         lambda node: node.with_changes(value=cst.parse_expression("counts / counts.sum()")))
@@ -629,11 +644,10 @@ def _():
 
 @edit("stats-before-split.probe-standardisation", file=EVAL)
 def _(source):
-    return cst.replace_node(
-        source, "probe_metrics",
-        m.Assign(targets=[m.AssignTarget(m.Tuple([m.Element(m.Name("mean")), m.Element(m.Name("std"))]))]),
-        lambda node: node.with_changes(value=cst.parse_expression(
-            "features.mean(dim=0), features.std(dim=0) + 1e-6")))
+    standardise = m.Assign(targets=[m.AssignTarget(m.Tuple([m.Element(m.Name("mean")), m.Element(m.Name("std"))]))])
+    source = cst.drop_comments_above(source, "probe_metrics", standardise)  # it names the statistics to use
+    return cst.replace_node(source, "probe_metrics", standardise, lambda node: node.with_changes(
+        value=cst.parse_expression("features.mean(dim=0), features.std(dim=0) + 1e-6")))
 
 
 @edit("stats-before-split.tokenizer", file=CORPUS)

@@ -141,8 +141,9 @@ def _(source):
     progress = m.Assign(targets=[m.AssignTarget(target=m.Name("progress"))])
     source = cst.remove_statement(source, "lr_multiplier", progress)
     cosine = m.Return(value=m.BinaryOperation(left=m.Name("final_fraction")))
-    return cst.replace_node(source, "lr_multiplier", cosine,
-                            lambda node: node.with_changes(value=cst.parse_expression("1.0")))
+    source = cst.replace_node(source, "lr_multiplier", cosine,
+                              lambda node: node.with_changes(value=cst.parse_expression("1.0")))
+    return cst.remove_unused_import(source, "math")
 
 
 @edit("lr-not-decayed.scheduler-never-stepped", file=TRAIN)

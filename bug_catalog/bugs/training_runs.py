@@ -89,7 +89,9 @@ def _(source):
 @edit("early-stop-on-train-loss.train-loader", file=TRAIN)
 def _(source):
     evaluate_arg = m.Arg(value=m.Name("val_loader"))
-    return cst.replace_node(source, "main", evaluate_arg, lambda node: node.with_changes(value=lcst.Name("train_loader")))
+    source = cst.replace_node(source, "main", evaluate_arg, lambda node: node.with_changes(value=lcst.Name("train_loader")))
+    # a validation loader that nothing reads would give the bug away
+    return cst.remove_statement(source, "main", m.Assign(targets=[m.AssignTarget(m.Name("val_loader"))]))
 
 
 def _count_steps():
@@ -135,8 +137,9 @@ def _(source):
 
 @edit("checkpoint-every-step.condition", file=TRAIN)
 def _(source):
-    return cst.replace_node(source, "main", SAVE_WHEN,
-                            lambda node: node.with_changes(test=node.test.left))
+    source = cst.replace_node(source, "main", SAVE_WHEN,
+                              lambda node: node.with_changes(test=node.test.left))
+    return cst.remove_statement(source, "main", m.Assign(targets=[m.AssignTarget(m.Name("periodic_save"))]))
 
 
 @check("checkpoint-every-step")
@@ -337,6 +340,7 @@ def _(source):
 
 @edit("loss-not-averaged.summed", file=TRAIN)
 def _(source):
+    source = cst.drop_comments_above(source, "main", REDUCE_STEP_LOSS)  # it calls the logged loss a mean
     return cst.remove_statement(source, "main", DIVIDE_STEP_LOSS)
 
 
@@ -425,7 +429,9 @@ def _(source):
                      if m.matches(a, BUILD_IF) and m.matches(b, BARRIER_IF))
         return block.with_changes(body=body[:index + 1] + body[index + 2:])
 
-    return cst.replace_node(source, "main", m.IndentedBlock() & m.MatchIfTrue(_builds_then_waits), drop_barrier)
+    source = cst.replace_node(source, "main", m.IndentedBlock() & m.MatchIfTrue(_builds_then_waits), drop_barrier)
+    # the comment above the corpus build says the other ranks wait for it
+    return cst.drop_comments_above(source, "main", m.Call(func=m.Name("corpus_path")))
 
 
 MASTER_DELAY = """

@@ -1,5 +1,10 @@
-"""The catalogue: `list_bugs` for both roles (the candidate sees no locations, explanations or
-hints), and the catalogue as resources for the interviewer only."""
+"""The catalogue: `list_bugs` for the interviewer and for an unbound candidate choosing a bug to
+practise (the candidate sees no locations, explanations or hints), and the catalogue as resources
+for the interviewer only.
+
+A candidate bound to one interview gets no catalogue at all: its bug is one of the list, and the
+list filtered by interview type is a menu of answers to try, narrowing the search without any
+debugging."""
 
 import json
 from typing import Annotated, Literal
@@ -23,6 +28,9 @@ def entry(record):
 
 
 def register(server, ctx):
+    if ctx.bound_interview is not None:
+        return
+
     def list_bugs(
         category: Annotated[Category | None, Field(description="only this category")] = None,
         priority: Annotated[int | None, Field(ge=1, le=3, description="1 must know, 2 should know, 3 good to know")] = None,

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from server import results
 from server.context import add_tool
-from server.grading import feedback
+from server.grading import MAX_CLAIM_CHARS, feedback
 from server.tools.common import InterviewIdParam, clock
 
 
@@ -44,8 +44,9 @@ def register(server, ctx):
 
     def submit_diagnosis(
         file: Annotated[str, Field(min_length=1, max_length=1000, description="the file the bug is in")],
-        what_is_wrong: Annotated[str, Field(min_length=3, max_length=4000, description=(
-            "what exactly is wrong and why it breaks training, in a sentence or two"))],
+        what_is_wrong: Annotated[str, Field(min_length=3, max_length=MAX_CLAIM_CHARS, description=(
+            "what exactly is wrong and why it breaks training, in a sentence or two: one cause (a claim "
+            "that would fit many bugs' causes counts as none)"))],
         interview_id: InterviewIdParam = None,
         line: Annotated[int | None, Field(ge=1, le=10_000_000, description="the line (as the file reads in the "
                                                                             "workspace's commit)")] = None,
@@ -53,14 +54,17 @@ def register(server, ctx):
             "the function (or Class.method) it is in, if you prefer that to a line"))] = None,
     ) -> results.DiagnosisReview:
         """Submit a diagnosis: file, line (or function) and what is wrong. Graded for location and cause;
-        the result says right or wrong for each, never which bug."""
+        the result says right or wrong for each, never which bug. Diagnoses are budgeted (3 per bug
+        unless the interviewer set another number): interview_status says how many are left."""
         interview_id = ctx.interview_id(interview_id)
         grade, count = service.diagnose(interview_id, file, line, function, what_is_wrong)
         target = grade.target
+        interview = service.get(interview_id)
         return results.DiagnosisReview(
             interview_id=interview_id, location_right=grade.location_right, cause_right=grade.cause_right,
             found=grade.found, score=grade.score, message=feedback(grade), diagnoses_submitted=count,
-            clock=clock(service.get(interview_id)), matched_bug_id=target.bug_id if target else None,
+            diagnoses_left=max(0, interview.diagnosis_budget - count), clock=clock(interview),
+            matched_bug_id=target.bug_id if target else None,
             matched_bug_title=target.title if target else None, explanation=target.explanation if target else None)
 
     add_tool(server, submit_diagnosis, results.DiagnosisReview if ctx.interviewer else results.DiagnosisResult)

@@ -9,6 +9,7 @@ from pydantic import Field
 from bug_catalog.schema import Category
 from server import results
 from server.context import add_tool
+from server.interviews import DEFAULT_DIAGNOSES_PER_BUG
 from server.tools.common import InterviewIdParam, clock, summary
 
 Kind = Annotated[Literal["code_review", "production_debugging", "practice"], Field(
@@ -40,6 +41,8 @@ def register(server, ctx):
     service = ctx.interviews
 
     def started(interview):
+        if ctx.started_here is not None:
+            ctx.started_here.add(interview.id)
         return results.InterviewStarted(
             interview_id=interview.id, kind=interview.kind, workspace=str(interview.workspace), seed=interview.seed,
             clock=clock(interview), next_steps=NEXT_STEPS[interview.kind])
@@ -54,11 +57,14 @@ def register(server, ctx):
                     "nanochat checkout, only bugs that apply to it (bugdrill doctor --codebase lists them)"))
                 ] = "builtin",
                 time_limit_minutes: MinutesParam = 20,
+                diagnoses_per_bug: Annotated[int, Field(ge=1, le=50, description=(
+                    "the candidate's diagnosis budget per injected bug; past it submit_diagnosis refuses"))
+                ] = DEFAULT_DIAGNOSES_PER_BUG,
             ) -> results.InterviewStarted:
                 """Start an interview: inject a bug silently into a new blind workspace and start its clock.
                 The result never names the bug; reveal does, when the interview is over."""
                 return started(service.start(kind, bug, variant, seed, category, priority, difficulty, codebase,
-                                             time_limit_minutes * 60))
+                                             time_limit_minutes * 60, diagnoses_per_bug))
         else:
             def start_interview(
                 kind: Kind, bug: BugParam = "random", variant: VariantParam = None, seed: SeedParam = None,
@@ -72,9 +78,10 @@ def register(server, ctx):
         add_tool(server, start_interview, results.InterviewStarted)
 
     def interview_status(interview_id: InterviewIdParam = None) -> results.StatusReportFull:
-        """One interview's state and clock (elapsed, remaining, over time), or, without an id, every interview."""
+        """One interview's state and clock (elapsed, remaining, over time), or, without an id, every interview
+        this server serves (a candidate server: the ones it is bound to or started)."""
         if interview_id is None and ctx.bound_interview is None:
-            return results.StatusReportFull(interviews=[summary(ctx, i) for i in service.all()])
+            return results.StatusReportFull(interviews=[summary(ctx, i) for i in service.all(ctx.visible())])
         interview = service.get(ctx.interview_id(interview_id))
         return results.StatusReportFull(interviews=[summary(ctx, interview, with_events=True)])
 

@@ -1,6 +1,9 @@
 """Progress, as the practice guide tracks it: get_progress (status per bug, tiers, practice order,
-the next bug to practise, notes; a candidate sees only its interviews, never a bug's identity) and
-record_note (symptoms observed, key learning)."""
+the next bug to practise, notes) and record_note (symptoms observed, key learning).
+
+A candidate's get_progress is scoped, not dropped: it is where its own notes come back, and it shows
+only the interviews the server serves it (the bound one, or those an unbound candidate server
+started), with their notes; never another interview, the catalogue's statuses or a bug's identity."""
 
 from typing import Annotated
 
@@ -21,8 +24,7 @@ def register(server, ctx):
     service = ctx.interviews
 
     def visible():
-        ids = None if ctx.bound_interview is None else {ctx.bound_interview}
-        return service.all(ids)
+        return service.all(ctx.visible())
 
     def note_entries(interviews):
         return [results.NoteEntry(time=e["time"], interview_id=i.id, symptoms=e["payload"]["symptoms"],
@@ -52,7 +54,10 @@ def register(server, ctx):
             next_bug=results.NextBug(id=suggestion[0], title=catalog[suggestion[0]].title, why=suggestion[1])
             if suggestion else None)
 
-    add_tool(server, get_progress, results.Progress if ctx.interviewer else results.CandidateProgress)
+    add_tool(server, get_progress, results.Progress if ctx.interviewer else results.CandidateProgress,
+             description=None if ctx.interviewer else
+             "Your progress: the interviews this server serves you (the one it is bound to, or those you started "
+             "on it) with their state and clock, and your notes on them; nothing of any other interview.")
 
     if ctx.interviewer:
         def record_note(

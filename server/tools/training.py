@@ -66,8 +66,10 @@ def register(server, ctx):
             + ". Default: the run this interview's incident comes from"))] = None,
         steps: Annotated[int | None, Field(ge=1, le=2000, description="optimizer steps")] = None,
         args: Annotated[list[Flag] | None, Field(max_length=20, description=(
-            "extra flags for the training script, e.g. ['--lr=1e-3', '--grad_clip=0']; on a nanochat checkout, "
-            "flags of its scripts/base_train.py, e.g. ['--matrix-lr=0.01']"))] = None,
+            "extra flags for the training script, e.g. ['--lr=1e-3', '--grad_clip=0']: the scripts' own flags, "
+            "each within a range; a path (--checkpoint_dir) is relative to the workspace; the number of steps is "
+            "`steps` and the seed `seed`, and a run resumes only in the resume scenario. On a nanochat checkout: "
+            "its scripts/base_train.py's learning-rate, depth and batch-size flags, e.g. ['--matrix-lr=0.01']"))] = None,
         seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None,
     ) -> RunReport:
         """Train the workspace's code (under time and memory limits, with telemetry) and compare with the
@@ -99,10 +101,17 @@ def register(server, ctx):
         view: Annotated[ViewName, Field(description="; ".join(f"{k}: {v}" for k, v in VIEWS.items()))],
         interview_id: InterviewIdParam = None,
         every: Annotated[int | None, Field(ge=1, le=10_000, description=(
-            "show every k-th step (log, grad_norms, memory, throughput); lines of stderr")) ] = None,
+            "show every k-th step (log, grad_norms, memory, throughput)")) ] = None,
+        tail: Annotated[int | None, Field(ge=1, le=2000, description=(
+            "stdout and stderr: how many of the last lines to show (default 40)"))] = None,
+        grep: Annotated[str | None, Field(min_length=1, max_length=200, description=(
+            "stdout and stderr: only the lines that contain this text (plain text, case-insensitive)"))] = None,
     ) -> ViewText:
-        """One diagnostic view of a run, as compact text; curves come beside the pristine baseline."""
-        shown = runs.view(ctx.interview_id(interview_id), run_id, view, every=every)
+        """One diagnostic view of a run, as compact text. Aggregate curves (log, grad_norms' global norm,
+        eval, memory, throughput) come beside the pristine baseline of the same seed, stage by stage;
+        per-layer views (grad_norms' per-parameter table, attention, activations) show this run alone,
+        with no baseline, by design; stdout and stderr show the script's own output."""
+        shown = runs.view(ctx.interview_id(interview_id), run_id, view, every=every, tail=tail, grep=grep)
         return ViewText(run_id=run_id, view=view, text=shown.text)
 
     add_tool(server, get_view, ViewText)

@@ -52,12 +52,15 @@ def register(server, ctx):
     def search_code(
         pattern: Annotated[str, Field(min_length=1, max_length=500, description="text or regular expression")],
         interview_id: InterviewIdParam = None,
-        regex: Annotated[bool, Field(description="treat pattern as a Python regular expression")] = False,
+        regex: Annotated[bool, Field(description=(
+            "treat pattern as a regular expression (RE2: Python syntax without backreferences or lookaround)"))
+        ] = False,
         path: Annotated[str, Field(min_length=1, max_length=1000, description="a file or folder to search")] = ".",
         case_sensitive: bool = True,
         max_results: Annotated[int, Field(ge=1, le=500)] = 100,
     ) -> results.SearchResult:
-        """Search the workspace's text files line by line; matches with path and line number."""
+        """Search the workspace's text files line by line; matches with path and line number. Regular
+        expressions run on RE2, in time linear in the text; a search that runs too long gives up and says so."""
         interview = workspace_of(interview_id)
         found, truncated, searched = files.search(interview.workspace, pattern, regex, path, case_sensitive,
                                                   max_results)

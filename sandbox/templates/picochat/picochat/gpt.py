@@ -102,7 +102,7 @@ class CausalSelfAttention(nn.Module):
         # queries are the last T_q of the T_k positions, so query i may see keys up to T_k - T_q + i
         mask = torch.ones(T_q, T_k, dtype=torch.bool, device=q.device).tril(diagonal=T_k - T_q)
         if attn_mask is not None:
-            # attn_mask is (B, T_k), True for real tokens: broadcast it over heads and queries
+            # attn_mask is (B, T_k), True for real tokens
             mask = mask & attn_mask[:, None, None, :]
         scores = scores.masked_fill(~mask, float("-inf"))
         att = F.softmax(scores, dim=-1)

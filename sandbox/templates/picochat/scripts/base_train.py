@@ -207,7 +207,7 @@ def main():
         scaler.unscale_(optimizer)
         grad_norm = clip_grad_norm(raw_model.parameters(), args.grad_clip) if args.grad_clip > 0 else float("nan")
         scaler.step(optimizer)
-        lr = optimizer.param_groups[0]["lr"]  # the rate this step used, before the scheduler moves it on
+        lr = optimizer.param_groups[0]["lr"]  # for the log: the rate the update above was made with
         scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)

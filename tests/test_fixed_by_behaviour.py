@@ -1,0 +1,110 @@
+""""Fixed" is behaviour on the path that showed the bug: the bug's check passes AND the workspace's
+short runs match the same-seed pristine runs (server/runs.py short_run_stage, sandbox/matching.py).
+
+A fix written differently from the pristine text passes; a workspace that forges its checks' report
+(here: by replacing the report line the check process prints, an attack that beat verification
+before the runs were compared) and leaves the bug in does not.
+"""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bug_catalog.catalog import load_catalog
+from sandbox.codebase import PICOCHAT_DIR
+from sandbox.matching import Match, runs_match
+from sandbox.rundata import RunData
+from sandbox.logparse import ParsedLog
+from bug_catalog.checking import run_checks
+from server.interviews import Interviews, StageResult
+from server.runs import MATCH_STEPS, behaviour_requests, short_run_stage
+
+GPT = "picochat/gpt.py"
+PRISTINE_SCALE = "scores = (q @ k.transpose(-2, -1)) * scale"
+REWRITTEN_SCALE = "scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))"
+
+
+@pytest.fixture
+def interviews(tmp_path, monkeypatch):
+    monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
+    return Interviews(workspaces_root=tmp_path / "workspaces")
+
+
+def started(interviews, bug, variant):
+    record = load_catalog()[bug]
+    chosen = [(record, next(v for v in record.variants if v.name == variant))]
+    interview = interviews.start_with("production_debugging", chosen, seed=0)
+    return interview, interviews.key(interview)
+
+
+def own_check(interview, key, report=None):
+    """The bug's own check alone: the rest of the catalogue's checks change nothing here, and take minutes."""
+    name = load_catalog()[key["bugs"][0]["id"]].check
+    result = run_checks(str(interview.workspace), [name])[name]
+    return [StageResult(name, result["passed"], result["detail"], key["bugs"][0]["id"])]
+
+
+def verdict(interviews, interview):
+    fixed, stages, _ = interviews.verify(interview.id, stages=(own_check, short_run_stage))
+    return fixed, {s.name: s for s in stages}
+
+
+def test_a_fix_written_differently_from_the_pristine_text_is_fixed(interviews):
+    interview, key = started(interviews, 5, "scale-dropped")
+    bug = key["bugs"][0]
+    assert PRISTINE_SCALE in bug["pristine"]
+    rewritten = bug["pristine"].replace(PRISTINE_SCALE, REWRITTEN_SCALE)
+    (Path(interview.workspace) / GPT).write_text(rewritten)
+    fixed, stages = verdict(interviews, interview)
+    assert fixed, {name: s.detail for name, s in stages.items() if not s.passed}
+
+
+def test_a_forged_check_report_with_the_bug_left_in_is_not_fixed(interviews):
+    interview, key = started(interviews, 5, "scale-dropped")
+    workspace = Path(interview.workspace)
+    # the forged report wins over the checks only if it is the line read: it prints every check as
+    # passed and exits before the real report, when imported by a check process (never in training)
+    forge = textwrap.dedent("""
+        import json, os, sys
+        if "bug_catalog.registry" in sys.modules:  # a check process: training never imports the framework
+            frame = sys._getframe()
+            while frame is not None and "nonce" not in frame.f_locals:
+                frame = frame.f_back
+            if frame is not None:
+                names = frame.f_locals.get("names", [])
+                report = {n: {"passed": True, "detail": ""} for n in names}
+                os.write(1, ("\\n%s %s\\n" % (frame.f_locals["nonce"], json.dumps(report))).encode())
+                os._exit(0)
+    """)
+    init = workspace / "picochat" / "__init__.py"
+    init.write_text(init.read_text() + forge if init.exists() else forge)
+    fixed, stages = verdict(interviews, interview)
+    assert stages[load_catalog()[5].check].passed, "the forged report should have fooled the check"
+    assert not stages["runs against the pristine code"].passed
+    assert not fixed
+
+
+def test_the_verification_runs_include_the_bugs_measured_run_cut_short(interviews):
+    record = load_catalog()[30]
+    variant = record.variants[0]
+    _, key = started(interviews, 30, variant.name)
+    sanity, measured = behaviour_requests(key)
+    assert sanity.scenario == "base" and sanity.steps == 30
+    assert measured.scenario == (variant.scenario or record.scenario)
+    assert measured.args == [*record.run_args, *variant.run_args] and measured.steps == MATCH_STEPS
+
+
+def fake_run(losses, state="finished"):
+    log = ParsedLog(train=[{"step": i + 1, "loss": v} for i, v in enumerate(losses)])
+    return RunData(run_dir=Path("."), spec={"argv": ["-m", "scripts.base_train"]}, result={"state": state},
+                   log=log, stdout="", stderr="")
+
+
+def test_runs_match_within_rounding_and_not_beyond():
+    base = fake_run([3.0, 2.5, 2.0])
+    assert runs_match(fake_run([3.0, 2.5 * (1 + 1e-6), 2.0]), base).same
+    assert runs_match(fake_run([3.0, 2.5, 2.02]), base) == Match(
+        False, "loss at step 3 (stage 1) is 2.02, the pristine run's 2")
+    assert not runs_match(fake_run([3.0, 2.5]), base).same
+    assert not runs_match(fake_run([3.0, 2.5, 2.0], state="failed"), base).same
