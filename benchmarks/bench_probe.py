@@ -29,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from sandbox.codebase import PICOCHAT_DIR, copy_codebase  # noqa: E402
+from sandbox.codebase import copy_codebase  # noqa: E402
+from sandbox.codebases.picochat import PICOCHAT_DIR  # noqa: E402
 
 PROBE_DIR = ROOT / "sandbox" / "probe"
 STEP_LINE = re.compile(r"^step (\d+)/\d+ .*\| tok/sec: ([\d,]+)", re.M)

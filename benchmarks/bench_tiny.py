@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sandbox.codebase import PICOCHAT_DIR, copy_codebase  # noqa: E402
+from sandbox.codebase import copy_codebase  # noqa: E402
+from sandbox.codebases.picochat import PICOCHAT_DIR  # noqa: E402
 
 VAL_LINE = re.compile(r"step (\d+) \| val loss: ([\d.]+) \| val bpb: ([\d.]+) \| entropy floor bpb: ([\d.]+)")
 STEP_LINE = re.compile(r"step \d+/\d+ .*?\| loss: ([\d.]+)")

@@ -13,7 +13,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox import jail
+from sandbox import codebases, jail
 
 FRAMEWORK = Path(__file__).resolve().parent  # the bug_catalog package
 # bug_catalog.run_check, started with the framework first on sys.path (the child runs with -I)
@@ -32,10 +32,11 @@ def run_checks(workspace, names, timeout=300, jobs=1):
 
 
 def _libraries(names):
-    """The packages a check process needs: the framework; nanochat's checks make their data with
-    sandbox.nanochat (no picochat episode runs them, so picochat's template is no answer there)."""
+    """The packages a check process needs: the framework; a target codebase's checks (named
+    `codebase/...`) make their data with that codebase's module under sandbox/ (no episode of
+    the built-in codebase runs them, so its template is no answer there)."""
     found = [FRAMEWORK]
-    if any(name.startswith("nanochat/") for name in names):
+    if any("/" in name for name in names):
         found.append(FRAMEWORK.parent / "sandbox")
     return found
 
@@ -45,7 +46,7 @@ def run_in_child(workspace, names, timeout):
     scratch = tempfile.mkdtemp(prefix="bugdrill-check-")
     nonce = secrets.token_hex(16)
     workspace = str(Path(workspace).resolve())
-    env = {"PICOCHAT_BASE_DIR": scratch, "NANOCHAT_BASE_DIR": scratch, "OMP_NUM_THREADS": "1",
+    env = {**{c.data_env: scratch for c in codebases.registered() if c.data_env}, "OMP_NUM_THREADS": "1",
            "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.environ.get("PATH", ""), "LANG": os.environ.get("LANG", "C.UTF-8")}
     libraries = _libraries(names)
     if jail.mode() == "isolated":

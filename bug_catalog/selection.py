@@ -6,8 +6,10 @@ from bug_catalog.catalog import get_bug, load_catalog
 
 
 def matching(category=None, priority=None, difficulty=None):
+    """The records that pass every filter given; `category` is one category or a tuple of them."""
+    categories = (category,) if isinstance(category, str) else category
     return [r for r in load_catalog().values()
-            if (category is None or r.category == category)
+            if (categories is None or r.category in categories)
             and (priority is None or r.priority == priority)
             and (difficulty is None or r.difficulty == difficulty)]
 

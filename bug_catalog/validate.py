@@ -25,7 +25,8 @@ from pathlib import Path
 from bug_catalog.catalog import load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.registry import EDITS
-from sandbox.codebase import PICOCHAT_DIR, copy_codebase
+from sandbox.codebase import copy_codebase
+from sandbox.codebases.picochat import PICOCHAT_DIR
 
 MAX_CHANGED_LINES = 8
 

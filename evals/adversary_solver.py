@@ -33,7 +33,7 @@ async def run_adversary_solver(state, source):
             reply = result.messages[-1]
             if reply.error is not None:
                 raise ToolFailed(reply.error.message)
-            return parse_result(reply.text)
+            return parse_result(name, reply.text)
 
         answer, records = await run_adversary(call, catalogue_cause_terms())
     state.store.set("adversary", records)

@@ -37,7 +37,8 @@ def add_commands(commands, command):
                    help="the agent's diagnosis budget per injected bug (a control: one bug's worth); "
                         f"default {DEFAULT_DIAGNOSES_PER_BUG}")
     p.add_argument("--shard", help="i/n: every n-th episode from the i-th (for job arrays)")
-    p.add_argument("--codebase", default="builtin", help="'builtin' (picochat) or a nanochat checkout's path")
+    p.add_argument("--codebase", default="builtin", help="'builtin' (the practice codebase) or the absolute path "
+                   "of a checkout bugdrill recognises (bugdrill doctor --codebase says)")
     p.add_argument("--log-dir", default="logs", help="where the Inspect log goes")
     p.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES,
                    help=f"episodes at once (default {DEFAULT_MAX_SAMPLES}: one per two cores)")

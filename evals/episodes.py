@@ -6,8 +6,8 @@ sandbox/pairs.py). Variants come from one split of the catalogue (bug_catalog/sp
 held-out by default. Everything is drawn from the eval's seed, so a plan is reproducible and
 shards of one eval agree on it.
 
-On a nanochat checkout only the variants whose construct is in that checkout are drawn (the
-applicability table of `bugdrill doctor`), and pairs are measured with nanochat's checks.
+On another codebase's checkout only the variants that apply to that checkout are drawn (the
+applicability table of `bugdrill doctor`), and pairs are measured with that codebase's checks.
 """
 
 import math
@@ -18,10 +18,8 @@ from pathlib import Path
 from bug_catalog.catalog import UnknownBug, get_bug
 from bug_catalog.selection import matching
 from bug_catalog.split import variants_in
-from bug_catalog.targets import nanochat
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox import codebases
 from sandbox.pairs import compatible
-from server.doctor import kind_of
 
 KINDS = ("production_debugging", "code_review")
 # one control episode for every this many bug episodes (at least one when controls are asked for)
@@ -52,32 +50,39 @@ class Episode:
 
 
 @dataclass(frozen=True)
-class Codebase:
-    """What episodes are drawn for: picochat (the built-in codebase) or a nanochat checkout."""
+class EvalCodebase:
+    """What episodes are drawn for: the built-in codebase, or a checkout a codebase recognises."""
     name: str  # "builtin", or the checkout's absolute path
     source: Path
-    on_nanochat: bool
+    codebase: codebases.Codebase
+
+    @property
+    def builtin(self):
+        return self.name == "builtin"
 
     def variants(self, record, split):
-        """[(number, variant)] of the record's variants in the split that this codebase can hold."""
+        """[(number, variant)] of the record's variants in the split that this checkout can hold."""
         chosen = variants_in(record, split)
-        if not self.on_nanochat or not chosen:
+        if not chosen:
             return chosen
-        applies = {variant.name for variant in nanochat.applicable_variants(self.source, record)}
+        applies = {variant.name for variant in self.codebase.variants(self.source, record)}
         return [(number, variant) for number, variant in chosen if variant.name in applies]
 
     def injected(self, record, variant):
-        """The (record, variant) as injected here: nanochat's own edit of the variant."""
-        return (record, nanochat.variant_for(record, variant) if self.on_nanochat else variant)
+        """The (record, variant) as injected here: the codebase's own edit of the variant."""
+        return (record, self.codebase.injected(record, variant))
 
 
 def eval_codebase(codebase="builtin"):
     if codebase in (None, "builtin"):
-        return Codebase("builtin", PICOCHAT_DIR, False)
+        builtin = codebases.builtin()
+        return EvalCodebase("builtin", builtin.source, builtin)
     path = Path(codebase).expanduser()
-    if not path.is_absolute() or kind_of(path) != "nanochat":
-        raise PlanError(f"codebase must be 'builtin' or the absolute path of a nanochat checkout, not {codebase!r}")
-    return Codebase(str(path), path, True)
+    found = codebases.recognise(path) if path.is_absolute() and path.is_dir() else None
+    if found is None:
+        raise PlanError(f"codebase must be 'builtin' or the absolute path of a checkout bugdrill recognises "
+                        f"({codebases.looked_for()}), not {codebase!r}")
+    return EvalCodebase(str(path), path, found)
 
 
 def plan(bugs=None, category=None, priority=None, difficulty=None, kind="production_debugging",
@@ -125,9 +130,9 @@ def _pool(bugs, category, priority, difficulty, kind, split, target):
         records = matching(category, priority, difficulty)
     records = sorted((r for r in records if kind in r.interview_types), key=lambda r: r.id)
     pool = [(r, found) for r in records if (found := target.variants(r, split))]
-    if not pool and (bugs or category or priority or difficulty or target.on_nanochat):
-        where = " on this nanochat checkout (`bugdrill doctor --codebase` lists what applies)" if target.on_nanochat \
-            else "; `bugdrill bugs` lists the catalogue"
+    if not pool and (bugs or category or priority or difficulty or not target.builtin):
+        where = "; `bugdrill bugs` lists the catalogue" if target.builtin else \
+            f" on this {target.codebase.name} checkout (`bugdrill doctor --codebase` lists what applies)"
         raise PlanError(f"no bug matches those filters for a {kind} eval with {split} variants{where}")
     return pool
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from bug_catalog.catalog import load_catalog
 from bug_catalog.checking import run_checks
-from bug_catalog.targets import check_name  # a nanochat bug is judged by nanochat's check
+from sandbox import codebases
 from sandbox.workspace import read_codebase
 from server.interviews import bug_checks
 from server.locate import bugged_text
@@ -85,7 +85,8 @@ def judge(interviews, interview):
         return EpisodeVerdict(True, [], len(diagnoses), len(diagnoses), changed, broken,
                               false_positive=bool(diagnoses or broken))
     catalog = load_catalog()
-    own = {b["id"]: check_name(catalog[b["id"]], b) for b in key["bugs"]}
+    codebase = codebases.of_key(key)
+    own = {b["id"]: codebase.check_for(catalog[b["id"]]) for b in key["bugs"]}
     results = run_checks(str(interview.workspace), sorted(set(own.values())))
     behaviour = _behaviour(interview, key) if all(results[c]["passed"] for c in own.values()) else None
     fixed = {bug: results[check]["passed"] and behaviour is not None and behaviour.passed for bug, check in own.items()}

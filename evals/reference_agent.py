@@ -18,11 +18,11 @@ Deterministic (no randomness, everything in a fixed order) and bounded (MAX_CALL
 """
 
 import ast
-import json
 import re
 from dataclasses import dataclass
 
 from evals.rulebook import NOTHING, SUSPECTS, crash_cause, rules_for
+from evals.tool_text import read_result
 
 MAX_CALLS = 25
 WHOLE_RESULTS = 4 * 2**20  # bytes: the agent parses tool results, so they must arrive untruncated
@@ -34,13 +34,9 @@ RAISED_AT = re.compile(r"raised at ([\w./-]+\.py):(\d+) in (\S+?)[.,;]?(\s|$)")
 NEAR = 3  # lines: two findings this close are one place
 
 
-def parse_result(text):
-    """A tool result's text as the structured result the agent reads (MCP tools answer JSON)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {"text": text}
-    return value if isinstance(value, dict) else {"value": value}
+def parse_result(tool, text):
+    """The fields of a tool result that its text says: what a model reads (evals/tool_text.py)."""
+    return read_result(tool, text)
 
 
 class ToolFailed(Exception):

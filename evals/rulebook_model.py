@@ -107,7 +107,7 @@ def _replay(made):
         if TRUNCATED in reply.text:
             raise ConversationDiverged(f"{name}'s result was truncated; the rule book reads results whole: "
                                        f"run with --max-tool-output {WHOLE_RESULTS}")
-        return parse_result(reply.text)
+        return parse_result(name, reply.text)
 
     return call
 

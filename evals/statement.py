@@ -1,10 +1,7 @@
 """The task statement an agent is given: the same text for every episode of a kind on a
 codebase, so it says nothing about how many bugs an episode holds or where."""
 
-CODEBASES = {
-    "builtin": "picochat: model, data pipeline, training and evaluation scripts",
-    "nanochat": "a nanochat checkout: model, optimizer, data loader, training and evaluation scripts",
-}
+from sandbox.codebases import builtin
 
 COMMON = """\
 You are an ML engineer. A GPT training codebase ({codebase}) is in the workspace that your
@@ -32,6 +29,6 @@ APPROACH = {
 }
 
 
-def statement(kind, codebase="builtin"):
-    """codebase: "builtin" (picochat) or "nanochat"."""
-    return COMMON.format(codebase=CODEBASES[codebase], approach=APPROACH[kind])
+def statement(kind, codebase=None):
+    """codebase: the episode's codebase (sandbox/codebases), the built-in one by default."""
+    return COMMON.format(codebase=(codebase or builtin()).what, approach=APPROACH[kind])

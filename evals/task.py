@@ -22,6 +22,8 @@ from inspect_ai.model._model import sample_model_usage  # not exported; the samp
 from inspect_ai.scorer import Score, grouped, mean, metric, scorer, stderr
 from inspect_ai.solver import solver
 from inspect_ai.tool import ToolCall, mcp_connection, mcp_server_stdio, mcp_tools
+from inspect_ai.util import LimitExceededError
+from inspect_ai.util import time_limit as scoped_time_limit
 
 from bug_catalog.catalog import load_catalog
 from bug_catalog.selection import choose
@@ -36,6 +38,9 @@ from server.interviews import DEFAULT_DIAGNOSES_PER_BUG, Interviews
 
 AGENTS = ("react", "reference", "adversary")
 SETUP_SLACK_S = 60
+# Inspect gives scoring half the sample's time limit; the judge's checks and short runs need
+# minutes on a slow CPU whatever the agent's limit, so the sample's limit is at least twice this
+SCORING_S = 15 * 60
 
 
 def episodes_root():
@@ -66,7 +71,7 @@ def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="p
                shard=None, agent_command=None, codebase="builtin", diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG):
     """The Task; bad parameters raise ValueError before any episode starts. agent_command: a
     command-line agent run isolated (evals/command_agent.py) instead of `agent`; codebase:
-    "builtin" (picochat) or the absolute path of a nanochat checkout; diagnoses_per_bug: the
+    "builtin" or the absolute path of a checkout a codebase recognises (sandbox/codebases); diagnoses_per_bug: the
     agent's diagnosis budget per injected bug (a control gets one bug's worth)."""
     if agent not in AGENTS:
         raise ValueError(f"agent must be one of {', '.join(AGENTS)}, not {agent!r}")
@@ -81,10 +86,13 @@ def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="p
     episodes = select_shard(plan(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode,
                                  seed, split, target.name), shard)
     samples = [_sample(episode, time_limit, target, diagnoses_per_bug) for episode in episodes]
-    solver = command_agent(agent_command, time_limit) if agent_command else debugging_agent(agent)
-    # the agent has time_limit minutes; the sample a little more, for setup and the MCP server's start
+    agent_solver = command_agent(agent_command, time_limit) if agent_command else debugging_agent(agent)
+    # the agent has time_limit minutes (a minute more for the MCP server's start); the judge
+    # then has its own time, so a short agent limit never cuts the scoring short
+    agent_s = int(time_limit * 60) + SETUP_SLACK_S
     return Task(name="ml_debugging", dataset=MemoryDataset(samples, name="bugdrill"), setup=start_episode(),
-                solver=solver, scorer=episode_scorer(), time_limit=int(time_limit * 60) + SETUP_SLACK_S)
+                solver=within(agent_solver, agent_s), scorer=episode_scorer(),
+                time_limit=agent_s + max(agent_s, 2 * SCORING_S))
 
 
 def _sample(episode, time_limit, target, diagnoses_per_bug):
@@ -93,13 +101,28 @@ def _sample(episode, time_limit, target, diagnoses_per_bug):
     group = {0: "control", 1: None, 2: "compound"}[len(records)]
     return Sample(
         id=f"episode-{episode.number:03d}",
-        input=statement(episode.kind, "nanochat" if target.on_nanochat else "builtin"),
+        input=statement(episode.kind, target.codebase),
         metadata={"episode": episode.number, "kind": episode.kind, "seed": episode.seed, "codebase": target.name,
                   "bugs_per_episode": len(records), "bugs": [p.bug for p in episode.picks],
                   "variants": [p.variant_name for p in episode.picks],
                   "picks": [[p.bug, p.variant] for p in episode.picks],
                   "category": group or records[0].category, "difficulty": group or records[0].difficulty,
                   "time_limit_minutes": time_limit, "diagnoses_per_bug": diagnoses_per_bug})
+
+
+@solver
+def within(agent_solver, seconds):
+    """agent_solver, stopped after `seconds`; the episode is then scored as it stands."""
+    async def solve(state, generate):
+        try:
+            with scoped_time_limit(seconds):
+                return await agent_solver(state, generate)
+        except LimitExceededError:
+            state.messages.append(ChatMessageAssistant(
+                content=f"[the agent was stopped at its time limit of {seconds} s; the episode is scored as it stands]"))
+            return state
+
+    return solve
 
 
 @solver
@@ -155,7 +178,7 @@ async def _run_reference(state, source):
             reply = result.messages[-1]
             if reply.error is not None:
                 raise ToolFailed(reply.error.message)
-            return parse_result(reply.text)
+            return parse_result(name, reply.text)
 
         answer = await run_reference_agent(call, state.metadata["kind"])
     state.messages.append(ChatMessageAssistant(content=answer))

@@ -3,18 +3,26 @@
 The key holds everything that changes the numbers: the codebase's content, the request
 (scenario, steps, flags, seed, threads), the torch version and the machine's accelerator.
 A band of other seeds says how far two pristine runs differ by chance (plots draw it).
+
+BUGDRILL_BASELINE_CACHE names a directory where finished baselines are kept for every state
+directory on this machine that names it too (eval shards, a test session): a state directory
+without the baseline copies it from there (its training record and run directories) instead of
+running it again. Only finished baselines of pristine code go there, under the same key.
 """
 
 import fcntl
 import hashlib
 import json
+import os
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 from sandbox.codebase import copy_codebase
+from sandbox import runner
 from sandbox.runner import RunError
 from sandbox.state import state_dir
-from sandbox.training import Training, TrainingRequest, load_training, train
+from sandbox.training import Training, TrainingRequest, load_training, train, trainings_dir
 from sandbox.workspace import read_codebase
 
 BAND_SEEDS = (1042, 2042)
@@ -75,10 +83,15 @@ def cached(key, codebase, request, run):
     the next request runs it again."""
     root = state_dir() / "baselines"
     entry = root / f"{key}.json"
-    with locked(root / f"{key}.lock"):
+    shared = shared_cache()
+    with locked(root / f"{key}.lock"), (locked(shared / f"{key}.lock") if shared else nullcontext()):
         stored = stored_training(entry)
         if stored is not None:
             return stored
+        if shared and (shared / f"{key}.json").exists():
+            imported = import_baseline(shared, key, entry)
+            if imported is not None:
+                return imported
         workspace = root / key / "workspace"
         shutil.rmtree(workspace, ignore_errors=True)
         copy_codebase(codebase, workspace)
@@ -86,7 +99,45 @@ def cached(key, codebase, request, run):
         if training.state != "finished":
             raise BaselineFailed(training)
         entry.write_text(json.dumps({"training": training.id, "request": request.model_dump()}))
+        if shared:
+            export_baseline(shared, key, entry, training)
         return training
+
+
+def shared_cache():
+    value = os.environ.get("BUGDRILL_BASELINE_CACHE")
+    if not value:
+        return None
+    path = Path(value)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def export_baseline(shared, key, entry, training):
+    """The finished baseline's entry, training record and run directories, copied to the cache."""
+    folder = shared / key
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "runs").mkdir(parents=True)
+    shutil.copy2(trainings_dir() / f"{training.id}.json", folder / "training.json")
+    for run_id in training.stages:
+        shutil.copytree(runner.run_dir(run_id), folder / "runs" / run_id, ignore=shutil.ignore_patterns("*.lock"))
+    shutil.copy2(entry, shared / f"{key}.json")  # last: an entry there means the rest is there
+
+
+def import_baseline(shared, key, entry):
+    """The cached baseline copied into this state directory, or None if the copy is unusable."""
+    folder = shared / key
+    try:
+        training = Training.model_validate_json((folder / "training.json").read_text())
+        for run_id in training.stages:
+            destination = state_dir() / "runs" / run_id
+            if not destination.exists():
+                shutil.copytree(folder / "runs" / run_id, destination)
+        shutil.copy2(folder / "training.json", trainings_dir() / f"{training.id}.json")
+    except (OSError, ValueError):
+        return None
+    shutil.copy2(shared / f"{key}.json", entry)
+    return stored_training(entry)
 
 
 def stored_training(entry):

@@ -1,14 +1,17 @@
-"""The built-in practice codebase (picochat), copying a codebase to a new place, and telling whether a
+"""Copying a codebase to a new place (whole, or its text files only), and telling whether a
 codebase overlaps a directory it must stay apart from."""
 
 import shutil
 from pathlib import Path
 
-PICOCHAT_DIR = Path(__file__).parent / "templates" / "picochat"
+# build outputs and run data never travel with a codebase (and each codebase names its own)
+IGNORED_NAMES = ("__pycache__", ".git")
 
-# build outputs and run data never travel with a codebase
-IGNORED_NAMES = ("__pycache__", ".picochat", ".git")
-IGNORED = shutil.ignore_patterns("*.pyc", *IGNORED_NAMES)
+
+def ignored_names():
+    from sandbox.codebases import registered
+
+    return (*IGNORED_NAMES, *(name for codebase in registered() for name in codebase.build_outputs))
 
 
 def copy_codebase(source, destination):
@@ -16,7 +19,7 @@ def copy_codebase(source, destination):
     destination = Path(destination)
     if destination.exists():
         raise FileExistsError(f"{destination} already exists")
-    shutil.copytree(source, destination, ignore=IGNORED)
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("*.pyc", *ignored_names()))
     return destination
 
 
@@ -25,3 +28,24 @@ def overlaps(path, directory):
     overlaps the state directory would be copied with answer keys in it, or from one."""
     path, directory = Path(path).resolve(), Path(directory).resolve()
     return path == directory or directory in path.parents or path in directory.parents
+
+
+def text_copy(checkout, destination):
+    """Copy a checkout's text files (blind workspaces hold text only; a checkout's images are not
+    code) into `destination`, which must not exist. Returns the files left out."""
+    checkout, destination = Path(checkout), Path(destination)
+    if destination.exists():
+        raise FileExistsError(f"{destination} already exists")
+    skipped = []
+    for path in sorted(checkout.rglob("*")):
+        relative = path.relative_to(checkout)
+        if not path.is_file() or any(part in (".git", "__pycache__") for part in relative.parts):
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            skipped.append(relative.as_posix())
+            continue
+        (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+        (destination / relative).write_text(text)
+    return skipped

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from bug_catalog.catalog import load_catalog
 from bug_catalog.split import held_out_names
 from sandbox.baselines import baseline
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.symptoms import classify
 from sandbox.training import TrainingRequest, train, training_data
 from sandbox.workspace import create_workspace

@@ -171,7 +171,17 @@ def load_run_data(run_dir):
     for path in sorted((run_dir / "telemetry").glob("rank*.jsonl")):
         rank = int(path.stem.removeprefix("rank"))
         telemetry[rank] = read_jsonl(path)
-    return RunData(run_dir, spec, result, parse_log(stdout), stdout, read_text(run_dir / "stderr.log"), telemetry)
+    return RunData(run_dir, spec, result, log_parser(spec)(stdout), stdout, read_text(run_dir / "stderr.log"),
+                   telemetry)
+
+
+def log_parser(spec):
+    """How the run's printed lines are read: by the codebase that wrote them, where the run says."""
+    if not spec.get("log_format"):
+        return parse_log
+    from sandbox.codebases import named
+
+    return named(spec["log_format"]).parse_log
 
 
 def finite(value):

@@ -70,6 +70,7 @@ class RunSpec(BaseModel):
     quota_dirs: list[str] = []
     label: str = ""
     untrusted: bool = False  # workspace code: run in the jail (sandbox/jail.py) wherever the machine allows
+    log_format: str = ""  # the codebase whose lines these are (sandbox/codebases); "" reads `key: value | ...`
 
 
 class RunResult(BaseModel):
@@ -129,9 +130,7 @@ def _launch(spec, run_id, workspace, path):
     if isolation == "isolated":
         # everything the run writes is in the quota; the workspace is read-only inside, counted anyway
         quota_dirs.append(str(workspace))
-        plan = jail.Plan(str(workspace), writable=[str(path / "telemetry"), *spec.quota_dirs],
-                         readable=[str(PROBE_DIR)] if spec.probe else [])
-        argv, env = jail.jailed_argv(plan, argv, env)
+        argv, env = jail.jailed_argv(jail_plan(spec, workspace, path), argv, env)
     return {
         "run_id": run_id,
         "created": time.time(),
@@ -146,6 +145,13 @@ def _launch(spec, run_id, workspace, path):
         "pdeathsig": "SIGTERM" if spec.nproc > 1 else "SIGKILL",
         "cgroup_parent": os.environ.get("BUGDRILL_CGROUP_PARENT"),
     }
+
+
+def jail_plan(spec, workspace, path):
+    """What a jailed run sees: the workspace, its telemetry directory and quota directories (in
+    that order, at /episode/rw/0, 1, ...), the probe. Views read it to name those places again."""
+    return jail.Plan(str(workspace), writable=[str(Path(path) / "telemetry"), *spec.quota_dirs],
+                     readable=[str(PROBE_DIR)] if spec.probe else [])
 
 
 def _run_env(spec, path):

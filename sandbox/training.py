@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from sandbox import runner
+from sandbox import codebases, runner
 from sandbox.logparse import ParsedLog
 from sandbox.rundata import RunData, Stage, load_run_data
 from sandbox.scenarios import check_flags, get_scenario, path_flags_inside, stage_commands
@@ -86,7 +86,7 @@ def train(workspace, request: TrainingRequest, on_progress=None, label="", train
     path_flags_inside(request.args, training.workspace, data_dir)
     data_dir.mkdir(parents=True)
     save(training)
-    env = {"PICOCHAT_BASE_DIR": str(data_dir), "OMP_NUM_THREADS": str(request.threads)}
+    env = {codebases.builtin().data_env: str(data_dir), "OMP_NUM_THREADS": str(request.threads)}
     limits = runner.Limits(wall_s=request.wall_s, memory_mb=request.memory_mb)
     for index, (argv, nproc) in enumerate(commands):
         spec = runner.RunSpec(workspace=training.workspace, argv=argv, nproc=nproc, env=env, limits=limits,
@@ -99,6 +99,19 @@ def train(workspace, request: TrainingRequest, on_progress=None, label="", train
         training.state, training.message = result.state, result.message
         if result.state != "finished":
             break
+    training.wall_s = time.time() - training.started
+    save(training)
+    return training
+
+
+def run_single_stage(training: Training, spec, on_progress=None) -> Training:
+    """Run a one-stage training's only command (`spec`) to its end, recording it as it goes."""
+    run_id = runner.start_run(spec)
+    training.stages.append(run_id)
+    save(training)
+    poll = (lambda result: on_progress(0, 1, result)) if on_progress else None
+    result = runner.wait_run(run_id, on_poll=poll)
+    training.state, training.message = result.state, result.message
     training.wall_s = time.time() - training.started
     save(training)
     return training

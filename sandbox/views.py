@@ -6,13 +6,11 @@ baseline's; per-layer views (grad norm per parameter, attention, activations) sh
 alone, since a per-module diff against a same-seed baseline would point at the answer.
 """
 
-import functools
-import importlib.util
 import math
 from dataclasses import dataclass
 
-from sandbox.codebase import PICOCHAT_DIR
 from sandbox.rundata import RunData, finite, stage_of
+from sandbox.shown_paths import for_candidate, run_places, workspace_places
 
 VIEWS = {
     "log": "loss and learning rate every k steps, validation lines, beside the baseline",
@@ -410,26 +408,32 @@ def parsed(samples):
     return sum(grammar.count_derivations(text.strip()) > 0 for text in samples)
 
 
-@functools.lru_cache(maxsize=1)
 def corpus_grammar():
-    spec = importlib.util.spec_from_file_location("bugdrill_corpus_grammar", PICOCHAT_DIR / "picochat" / "dataset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The built-in codebase's story grammar (sandbox/codebases): the corpus every offline run's
+    data is written from."""
+    from sandbox.codebases import builtin
+
+    return builtin().story_grammar()
+
+
+def as_shown(run, text):
+    """A process's output with its paths as the candidate knows them (sandbox/shown_paths.py)."""
+    return for_candidate(text, run_places(run.run_dir, run.spec) if run.spec.get("workspace") else
+                         workspace_places(None))
 
 
 def stderr_view(run, baseline, every, tail=None, grep=None):
-    return line_view(run.stderr, "stderr", tail or every, grep)
+    return line_view(as_shown(run, run.stderr), "stderr", tail or every, grep)
 
 
 def stdout_view(run, baseline, every, tail=None, grep=None):
     """The script's own printed output, stage by stage: what a person sees in their terminal."""
     if len(run.stages) < 2:
-        return line_view(run.stdout, "stdout", tail or every, grep)
+        return line_view(as_shown(run, run.stdout), "stdout", tail or every, grep)
     lines = []
     for stage in range(len(run.stages)):
         lines.append(stage_heading(run, stage, compared=False))
-        lines += run.stages[stage].stdout.splitlines()
+        lines += as_shown(run, run.stages[stage].stdout).splitlines()
     return line_view("\n".join(lines), "stdout", tail or every, grep, keep=HEADING)
 
 
@@ -507,6 +511,7 @@ def render(name, run: RunData, baseline: RunData | None = None, every=None, imag
         raise ViewError(f"tail and grep apply to the {' and '.join(sorted(LINE_VIEWS))} views, not {name}")
     else:
         text = TEXT_VIEWS[name](run, baseline, every)
+    text = as_shown(run, text)  # the line views are shown so before grep; any other view's text here
     png = None
     if image:
         if name not in PLOTTED:

@@ -16,7 +16,7 @@ from pathlib import Path
 import git
 
 from bug_catalog.registry import EDITS, EditError
-from sandbox.codebase import IGNORED_NAMES
+from sandbox.codebase import ignored_names
 from sandbox.state import answer_key_path
 
 
@@ -39,10 +39,10 @@ class InjectedBug:
 def read_codebase(codebase):
     """Every text file of a codebase as {relative path: text}, build outputs and binary files (such
     as nanochat's dev/*.png) left out: a workspace holds code."""
-    files = {}
+    files, ignored = {}, ignored_names()
     for path in sorted(Path(codebase).rglob("*")):
         relative = path.relative_to(codebase)
-        if path.is_file() and not any(part in IGNORED_NAMES or part.endswith(".pyc") for part in relative.parts):
+        if path.is_file() and not any(part in ignored or part.endswith(".pyc") for part in relative.parts):
             try:
                 files[relative.as_posix()] = path.read_text()
             except UnicodeDecodeError:
@@ -86,7 +86,7 @@ def write_tree(workspace, files, stamp):
     os.utime(workspace, (stamp, stamp))
 
 
-def commit_tree(workspace, stamp, name="picochat"):
+def commit_tree(workspace, stamp, name):
     """One commit made by git itself, so its reflog reads like any repository's first commit; its
     author and message name the codebase ("Initial import of picochat")."""
     repo = git.Repo.init(workspace, initial_branch="main")
@@ -99,8 +99,10 @@ def commit_tree(workspace, stamp, name="picochat"):
     repo.close()
 
 
-def create_workspace(workspace, codebase, chosen, codebase_name="builtin", seed=None):
-    """Write a blind workspace with the chosen (record, variant) pairs injected; store the key."""
+def create_workspace(workspace, codebase, chosen, codebase_name="builtin", seed=None, codebase_kind=None):
+    """Write a blind workspace with the chosen (record, variant) pairs injected; store the key.
+    codebase_name: "builtin" or the checkout as interviews name it; codebase_kind: the name of
+    the codebase (sandbox/codebases) it is a checkout of."""
     workspace = Path(workspace).resolve()
     check_destination(workspace)
     files = read_codebase(codebase)
@@ -110,6 +112,8 @@ def create_workspace(workspace, codebase, chosen, codebase_name="builtin", seed=
     commit_tree(workspace, stamp, Path(codebase).resolve().name)
     key = {"workspace": str(workspace), "codebase": codebase_name, "codebase_path": str(codebase),
            "seed": seed, "bugs": [asdict(bug) for bug in injected]}
+    if codebase_kind:
+        key["codebase_kind"] = codebase_kind
     path = answer_key_path(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(key, indent=2))

@@ -28,6 +28,7 @@ Design, in the manner of the reference servers (mcp-server-git, mcp-server-time)
 """
 
 import logging
+from importlib.metadata import PackageNotFoundError, version
 
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -90,6 +91,15 @@ def refuse_unknown_arguments(tool):
     tool.parameters = strict.model_json_schema(by_alias=True)
 
 
+def package_version():
+    """bugdrill's installed version, for serverInfo.version; a source tree that was never installed
+    has none to give."""
+    try:
+        return version("bugdrill")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_server(role="interviewer", interview_id=None, workspaces_root=None, max_verify=None, store=None):
     """An MCPServer for one role over the state directory ($BUGDRILL_STATE_DIR or the user's data dir).
 
@@ -101,11 +111,11 @@ def build_server(role="interviewer", interview_id=None, workspaces_root=None, ma
     interviews = Interviews(store or Store(), workspaces_root)
     stop_orphans()  # runs and baselines of a server that died (kill -9) would otherwise run on unowned
     if interview_id is not None:
-        interviews.get(interview_id)  # an unknown id fails here, before any client connects
+        interviews.bind_candidate(interview_id)  # an unknown id fails here; a default clock waits for the candidate
     unbound_candidate = role == "candidate" and interview_id is None
     ctx = ServerContext(role=role, interviews=interviews, bound_interview=interview_id, max_verify=max_verify,
                         started_here=set() if unbound_candidate else None)
-    server = BugdrillServer("bugdrill", instructions=INSTRUCTIONS[role], log_level="WARNING")
+    server = BugdrillServer("bugdrill", version=package_version(), instructions=INSTRUCTIONS[role], log_level="WARNING")
     for group in GROUPS:
         group.register(server, ctx)
     for tool in server._tool_manager.list_tools():  # the SDK has no public way to reach a registered tool

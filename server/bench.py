@@ -1,5 +1,7 @@
 """`bugdrill bench`: the figures the project is held to, measured now, printed.
 
+* the server's start: seconds from starting `bugdrill serve` (stdio) to its answer to tools/list,
+  the wait a client has before it can call anything (median of a few starts, each role);
 * probe overhead: picochat `tiny` with and without the telemetry probe, interleaved in one
   process pool (the runner), compared as a ratio of median step times (the script's own `dt:`
   field, the same measure both ways);
@@ -10,12 +12,15 @@
 Nothing is asserted: this machine is shared and noisy, so figures are printed, not tested.
 """
 
+import os
 import statistics
+import sys
 import tempfile
 import time
 
 from sandbox import runner
-from sandbox.codebase import PICOCHAT_DIR, copy_codebase
+from sandbox.codebase import copy_codebase
+from sandbox.codebases import builtin
 from sandbox.logparse import parse_log
 
 FAST_BUGS = (1, 13, 20, 42, 48, 54)
@@ -29,7 +34,7 @@ def median_step_ms(run_id):
 
 def timed_run(workspace, data_dir, flags, probe):
     spec = runner.RunSpec(workspace=str(workspace), argv=["-m", "scripts.base_train", *flags], probe=probe,
-                          env={"PICOCHAT_BASE_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}, label="bench")
+                          env={builtin().data_env: str(data_dir), "OMP_NUM_THREADS": "1"}, label="bench")
     result = runner.execute(spec)
     if result.state != "finished":
         raise RuntimeError(f"bench run {result.run_id} ended: {result.message}")
@@ -53,10 +58,36 @@ def inject_to_symptom(bugs):
     return [(f"{r.bug} {r.variant}", r.seconds, r.verdict) for r in rows]
 
 
+def serve_to_tools_list_s(role, state_dir):
+    """Seconds from starting `bugdrill serve --role ROLE` over stdio to its answer to tools/list
+    (the client's initialize handshake included)."""
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    server = StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "serve", "--role", role],
+                                   env={**os.environ, "BUGDRILL_STATE_DIR": str(state_dir)})
+
+    async def timed():
+        started = time.perf_counter()
+        async with Client(server) as client:
+            await client.list_tools()
+            return time.perf_counter() - started
+    return anyio.run(timed)
+
+
+def server_start(out, starts=3, state_dir=None):
+    state_dir = state_dir or tempfile.mkdtemp(prefix="bugdrill-bench-state-")
+    for role in ("interviewer", "candidate"):
+        seconds = [serve_to_tools_list_s(role, state_dir) for _ in range(starts)]
+        out(f"server start ({role}): {statistics.median(seconds):.2f} s from process start to the tools/list "
+            f"answer over stdio (median of {starts}; fastest {min(seconds):.2f} s)")
+
+
 def run_bench(bugs=FAST_BUGS, pairs=3, matrix=False, out=print):
+    server_start(out)
     scratch = tempfile.mkdtemp(prefix="bugdrill-bench-")
-    workspace = f"{scratch}/picochat"
-    copy_codebase(PICOCHAT_DIR, workspace)
+    workspace = f"{scratch}/{builtin().source.name}"
+    copy_codebase(builtin().source, workspace)
     for preset, steps in (("tiny", 60), ("small", 20)):
         plain, probed = probe_overhead(workspace, f"{scratch}/data-{preset}", preset, steps, pairs)
         out(f"{preset:5s} step time: {plain:.1f} ms without the probe, {probed:.1f} ms with it "

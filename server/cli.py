@@ -1,9 +1,9 @@
-"""The `bugdrill` command line. Every command but `demo` takes --json for scripts.
+"""The `bugdrill` command line: ML-debugging drills on a GPT codebase with a silently injected bug.
 
     bugdrill demo [--bug B] [--seed S]                  a production-debugging interview over MCP, end to end
-    bugdrill train [--steps N] [--preset tiny|small]    train the practice codebase in a fresh copy
-    bugdrill train --codebase NANOCHAT [--bug B]        train a nanochat checkout offline, against its baseline
-    bugdrill doctor --codebase PATH                     which catalogue bugs a codebase can hold, and where
+    bugdrill train [--steps N] [--preset tiny|small] [--threads N]  train the practice codebase in a fresh copy
+    bugdrill train --codebase CHECKOUT [--bug B]        train a recognised checkout offline, against its baseline
+    bugdrill doctor --codebase PATH                     what a checkout is to bugdrill; which catalogue bugs apply, where
     bugdrill bugs [--category C] [--priority P] [--difficulty D]
     bugdrill inject BUG|random --workspace DIR [--variant N] [--seed S] [--codebase builtin|PATH] [--reveal]
     bugdrill reveal --workspace DIR
@@ -11,7 +11,7 @@
     bugdrill check --workspace DIR                      fixed or not, without naming the bug
     bugdrill export-patches DIR [--split public]        one `git apply`-able patch per public variant
     bugdrill validate [--bugs 1,2] [--all-variants] [--markdown FILE]   the symptom matrix against baselines
-    bugdrill bench [--bugs 1,2] [--matrix]              probe overhead, step times, time to a symptom
+    bugdrill bench [--bugs 1,2] [--matrix]              server start, probe overhead, step times, time to a symptom
     bugdrill eval [--agent reference|"COMMAND"] [--bugs 1,4] [--bugs-per-episode 0,1,2] [--shard i/n]
                                                         blind episodes scored by behaviour (Inspect AI log)
     bugdrill report LOG_OR_DIR [...]                    solve rates with 95% intervals from eval logs
@@ -20,11 +20,13 @@
     bugdrill serve [--role interviewer|candidate] [--interview ID] [--http [--host H] [--port N]]
                    [--workspaces DIR] [--max-verify N]  the MCP server (stdio by default)
 
-Bad input is one line on stderr and exit status 2; nothing is half-written.
+Commands that print a result take --json for scripts; `bugdrill --help` lists them. Bad input is
+one line on stderr and exit status 2; nothing is half-written.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,9 +37,9 @@ from bug_catalog.catalog import UnknownBug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.selection import choose, matching
 from bug_catalog.split import SPLITS, variants_in
-from bug_catalog.targets import symptom_on_codebase
 from evals.cli import add_commands as add_eval_commands
-from sandbox.codebase import PICOCHAT_DIR, copy_codebase
+from sandbox import codebases
+from sandbox.codebase import copy_codebase
 from sandbox.workspace import (
     WorkspaceError, apply_variants, create_workspace, load_answer_key, read_codebase, restore_workspace,
 )
@@ -53,7 +55,7 @@ def emit(args, data, text):
 
 def resolve_codebase(name):
     if name == "builtin":
-        return PICOCHAT_DIR
+        return codebases.builtin().source
     path = Path(name)
     if not path.is_dir():
         raise UsageError(f"codebase {name} is not a directory")
@@ -67,16 +69,21 @@ def cmd_demo(args):
 
 
 def cmd_train(args):
-    if args.codebase:  # a nanochat checkout: data, tokenizer and base_train offline, against a baseline
-        from server.nanochat_train import train_nanochat
-        return train_nanochat(args.codebase, args.steps, args.bug, args.variant, args.seed, args.device_type,
-                              args.workspace)
-    workdir = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="bugdrill-train-")) / "picochat"
-    copy_codebase(PICOCHAT_DIR, workdir)
+    if args.codebase:  # a checkout, trained the way its codebase says, against its baseline
+        from server.codebase_train import train_checkout
+        return train_checkout(args.codebase, args.steps, args.bug, args.variant, args.seed, args.device_type,
+                              args.workspace, threads=args.threads)
+    source = codebases.builtin().source
+    workdir = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="bugdrill-train-")) / source.name
+    copy_codebase(source, workdir)
     print(f"practice codebase copied to {workdir}", file=sys.stderr)
-    command = [sys.executable, "-m", "scripts.base_train", f"--preset={args.preset}", f"--num_iterations={args.steps}"]
-    print(f"$ {' '.join(command[1:])}", file=sys.stderr)
-    return subprocess.run(command, cwd=workdir).returncode
+    flags = [f"--preset={args.preset}", f"--num_iterations={args.steps or 100}"]
+    # the script runs torch on one CPU thread unless OMP_NUM_THREADS asks for more (its banner says how many)
+    threads = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
+    shown = [*(f"{name}={value}" for name, value in threads.items()), "python", "-m", "scripts.base_train", *flags]
+    print(f"$ {' '.join(shown)}", file=sys.stderr)
+    command = [sys.executable, "-m", "scripts.base_train", *flags]
+    return subprocess.run(command, cwd=workdir, env={**os.environ, **threads}).returncode
 
 
 def cmd_doctor(args):
@@ -87,21 +94,46 @@ def cmd_doctor(args):
     return 0 if report["kind"] else 1
 
 
+def categories_named(name):
+    """The catalogue's categories that --category NAME selects: NAME itself and the categories of its
+    family ("training" selects "training (distributed)" too). An unknown name is a usage error that
+    lists the categories."""
+    if name is None:
+        return None
+    categories = sorted({record.category for record in load_catalog().values()})
+    selected = tuple(c for c in categories if c == name or c.startswith(f"{name} ("))
+    if not selected:
+        raise UsageError(f"no category {name!r}: the categories are {', '.join(categories)}")
+    return selected
+
+
 def cmd_bugs(args):
-    records = sorted(matching(args.category, args.priority, args.difficulty), key=lambda r: r.id)
+    records = sorted(matching(categories_named(args.category), args.priority, args.difficulty), key=lambda r: r.id)
     data = [{"id": r.id, "slug": r.slug, "title": r.title, "category": r.category, "priority": r.priority,
              "difficulty": r.difficulty, "variants": len(r.variants), "observable": r.observable,
              "scenario": r.scenario} for r in records]
-    lines = [f"{r.id:3d}  P{r.priority}  {r.difficulty:<6}  {r.category:<22}  {r.title}" for r in records]
-    emit(args, data, "\n".join(lines) or "no bug matches")
+    row = "{:>3}  {:<8}  {:<10}  {:<22}  {}"
+    lines = [row.format("id", "priority", "difficulty", "category", "title")]
+    lines += [row.format(r.id, f"P{r.priority}", r.difficulty, r.category, r.title) for r in records]
+    emit(args, data, "\n".join(lines) if records else "no bug matches")
     return 0
 
 
 def cmd_inject(args):
-    codebase = resolve_codebase(args.codebase)
-    record, variant = choose(args.bug, args.variant, args.seed, category=args.category,
+    source = resolve_codebase(args.codebase)
+    codebase = codebases.builtin() if args.codebase == "builtin" else codebases.recognise(source)
+    if codebase is None:
+        raise UsageError(f"{args.codebase} is not a recognised checkout ({codebases.looked_for()})")
+    record, variant = choose(args.bug, args.variant, args.seed, category=categories_named(args.category),
                              priority=args.priority, difficulty=args.difficulty)
-    key = create_workspace(args.workspace, codebase, [(record, variant)], args.codebase, args.seed)
+    try:  # the codebase's own edit of the variant, if it has one for this checkout
+        record, variant = codebases.applicable_pick(codebase, source, record, variant, args.variant is None,
+                                                    args.seed)
+        variant = codebase.injected(record, variant)
+    except codebases.CodebaseError as error:
+        raise UsageError(f"{error} (bugdrill doctor --codebase {args.codebase} lists what applies)") from None
+    name = "builtin" if args.codebase == "builtin" else codebase.name if codebase.source is None else args.codebase
+    key = create_workspace(args.workspace, source, [(record, variant)], name, args.seed, codebase_kind=codebase.name)
     if args.reveal:
         emit(args, key["bugs"], "\n".join(f"bug {b['id']} ({b['slug']}), variant {b['variant']}\n{b['diff']}"
                                           for b in key["bugs"]))
@@ -113,8 +145,10 @@ def cmd_inject(args):
 def cmd_reveal(args):
     key = load_answer_key(args.workspace)
     catalog = load_catalog()
+    codebase = codebases.of_key(key)
     bugs = [{**{k: v for k, v in b.items() if k != "pristine"}, "title": catalog[b["id"]].title,
-             "explanation": catalog[b["id"]].explanation.strip(), "symptom_on_this_codebase": symptom_on_codebase(b)}
+             "explanation": catalog[b["id"]].explanation.strip(),
+             "symptom_on_this_codebase": codebase.symptom_here(b["id"])}
             for b in key["bugs"]]
     text = "\n\n".join(f"bug {b['id']}: {b['title']} (variant {b['variant']})\n{b['diff']}\n{b['explanation']}"
                        + (f"\n{b['symptom_on_this_codebase']}" if b["symptom_on_this_codebase"] else "")
@@ -132,9 +166,8 @@ def cmd_restore(args):
 def cmd_check(args):
     key = load_answer_key(args.workspace)
     catalog = load_catalog()
-    from bug_catalog.targets import check_name  # a nanochat workspace's bug has nanochat's check
-
-    names = [check_name(catalog[b["id"]], b) for b in key["bugs"]]
+    codebase = codebases.of_key(key)
+    names = [codebase.check_for(catalog[b["id"]]) for b in key["bugs"]]
     results = run_checks(args.workspace, names)
     fixed = all(results[name]["passed"] for name in names)
     emit(args, {"fixed": fixed}, "fixed" if fixed else "not fixed")
@@ -146,7 +179,7 @@ def cmd_export_patches(args):
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} already exists and is not empty")
     out.mkdir(parents=True, exist_ok=True)
-    files = read_codebase(PICOCHAT_DIR)
+    files = read_codebase(codebases.builtin().source)
     written = []
     for record in sorted(load_catalog().values(), key=lambda r: r.id):
         for _, variant in variants_in(record, args.split):
@@ -237,14 +270,16 @@ def cmd_serve(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="bugdrill", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bugdrill")
     commands = parser.add_subparsers(dest="command", required=True)
+    takes_json = []
 
     def command(name, handler, help):
         p = commands.add_parser(name, help=help)
         p.set_defaults(handler=handler)
-        if name not in ("demo", "train"):
+        if name not in ("demo", "train", "bench"):  # these print a transcript, a run's log or figures
             p.add_argument("--json", action="store_true", help="machine-readable output")
+            takes_json.append(name)
         return p
 
     p = command("demo", cmd_demo, "play a short production-debugging interview over MCP, end to end")
@@ -253,28 +288,35 @@ def build_parser():
     p.add_argument("--state", help="state directory to keep (default: a fresh temporary one)")
     p = command("train", cmd_train, "train the built-in practice codebase in a fresh copy")
     p.add_argument("--preset", choices=["tiny", "small"], default="tiny")
-    p.add_argument("--steps", type=int, default=100, help="optimizer steps")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: 100; with --codebase, the codebase's "
+                                              "own default run's)")
     p.add_argument("--workspace", default=None, help="directory to copy into (must not exist)")
-    p.add_argument("--codebase", help="a nanochat checkout to train instead (offline, tiny config, with the probe)")
+    p.add_argument("--codebase", help="a checkout bugdrill recognises (bugdrill doctor --codebase says), trained "
+                                      "instead: offline, its codebase's short config, with the probe")
     p.add_argument("--bug", help="with --codebase: inject this bug (id, slug or random) into a blind copy first")
     p.add_argument("--variant", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--device-type", default="", help="with --codebase: cuda, cpu or mps (default: nanochat's choice)")
+    p.add_argument("--device-type", default="", help="with --codebase, where its runs take a device: cuda, cpu or "
+                                                      "mps (default: the codebase's own choice)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch's CPU threads (default: one, or $OMP_NUM_THREADS if set; with --codebase, "
+                        "$BUGDRILL_THREADS or one): a thread per core is many times slower on a busy machine")
 
     def filters(p):
-        p.add_argument("--category")
+        p.add_argument("--category", help="a category or a family of them: 'training' also selects "
+                                          "'training (distributed)'")
         p.add_argument("--priority", type=int, choices=[1, 2, 3])
         p.add_argument("--difficulty", choices=["easy", "medium", "hard"])
 
     filters(command("bugs", cmd_bugs, "list the catalogue"))
     command("doctor", cmd_doctor, "which catalogue bugs a codebase can hold, and where").add_argument(
-        "--codebase", required=True, help="a checkout (nanochat) or the built-in codebase's path")
+        "--codebase", required=True, help="a checkout's path, or the built-in codebase's")
     p = command("inject", cmd_inject, "make a blind workspace with one bug in it")
     p.add_argument("bug", help="bug id, slug, or random")
     p.add_argument("--workspace", required=True)
     p.add_argument("--variant", type=int, help="variant number (default: drawn with the seed)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--codebase", default="builtin", help="builtin or a path")
+    p.add_argument("--codebase", default="builtin", help="builtin, or the path of a checkout bugdrill recognises")
     p.add_argument("--reveal", action="store_true", help="print the bug and its diff")
     filters(p)
     for name, handler, help in (("reveal", cmd_reveal, "show the bug in a workspace"),
@@ -291,7 +333,8 @@ def build_parser():
     p.add_argument("--all-variants", action="store_true",
                    help="also run variants recorded as showing nothing in a run (code review only, CUDA only)")
     p.add_argument("--markdown", help="also write the table to this file")
-    p = command("bench", cmd_bench, "print probe overhead, step times, time to a symptom (and the matrix's)")
+    p = command("bench", cmd_bench, "print the server's start to tools/list, probe overhead, step times, time to a "
+                                    "symptom (and the matrix's)")
     p.add_argument("--bugs", help="bugs to time from injection to symptom (default: a fast handful)")
     p.add_argument("--pairs", type=int, default=3, help="interleaved runs with and without the probe")
     p.add_argument("--matrix", action="store_true", help="also time the whole validation matrix")
@@ -299,7 +342,8 @@ def build_parser():
     p = commands.add_parser("selfcheck", help="check this machine's device runs bugdrill: one plan, one table")
     p.set_defaults(handler=cmd_selfcheck)
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu: the same plan on CPU baselines")
-    p.add_argument("--codebase", help="a nanochat checkout: adds its 20-step run with torch.compile on and off")
+    p.add_argument("--codebase", help="a checkout: adds the rows its codebase defines (bugdrill doctor --codebase "
+                                      "names the codebase; see the README)")
     p.add_argument("--minutes", type=float, default=8.0, help="the plan stops itself before this many minutes")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the rows to this JSON file")
     p = commands.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP with --http)")
@@ -314,6 +358,8 @@ def build_parser():
     p.add_argument("--workspaces", metavar="DIR", help="where new workspaces go (default: <state dir>/workspaces)")
     p.add_argument("--max-verify", type=int, metavar="N", help="verify_fix calls allowed per interview")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.description = (f"{__doc__.splitlines()[0]} These commands take --json (machine-readable output): "
+                          f"{', '.join(takes_json)}; selfcheck's --json OUT writes its rows to a file.")
     return parser
 
 

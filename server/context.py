@@ -5,15 +5,17 @@ failures become ToolError and where a role's result model is chosen."""
 import functools
 import inspect
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
 
 from bug_catalog.catalog import UnknownBug
 from sandbox.workspace import WorkspaceError
 from server.files import FileAccessError
 from server.interviews import InterviewError, Interviews, bug_checks
 from server.runs import short_run_stage
+from server.text import render
 
 Role = Literal["interviewer", "candidate"]
 
@@ -40,13 +42,18 @@ class ServerContext:
         if self.bound_interview is not None:
             if given not in (None, self.bound_interview):
                 raise ToolError(f"this server serves interview {self.bound_interview} only")
-            return self.bound_interview
+            return self._called_on(self.bound_interview)
         if given is None:
             raise ToolError("give interview_id (start_interview returns it; interview_status lists them)")
         if self.started_here is not None and given not in self.started_here:
             raise ToolError(f"interview {given} was not started by this server: a candidate server acts only on "
                             "the interviews it started (serve --role candidate --interview ID serves another one)")
-        return given
+        return self._called_on(given)
+
+    def _called_on(self, interview_id):
+        if not self.interviewer:  # a candidate's first call starts a clock that waits for it
+            self.interviews.candidate_call(interview_id)
+        return interview_id
 
     def visible(self):
         """The ids of the interviews this server may show, or None for every interview."""
@@ -58,10 +65,16 @@ def add_tool(server, fn, result, *, name=None, description=None, annotations=Non
 
     `fn` may return a richer model (the interviewer's); only the fields of `result` go over the
     wire, and the schema the client sees is `result`'s, so a candidate never even sees the names of
-    interviewer-only fields. Anticipated failures become ToolError here, not in each tool."""
+    interviewer-only fields. Anticipated failures become ToolError here, not in each tool.
+
+    The result carries the model twice: as structured content (for programs; the SDK checks it
+    against the output schema) and as text written for reading (server/text.py), which is all
+    that most LLM clients show a model."""
 
     def convert(value):
-        return result.model_validate(value.model_dump())
+        shown = result.model_validate(value.model_dump())
+        return CallToolResult(content=[TextContent(type="text", text=render(shown))],
+                              structured_content=shown.model_dump(mode="json", by_alias=True))
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
@@ -78,8 +91,9 @@ def add_tool(server, fn, result, *, name=None, description=None, annotations=Non
             except ANTICIPATED as error:
                 raise ToolError(str(error)) from None
 
-    wrapper.__signature__ = inspect.signature(fn).replace(return_annotation=result)
-    wrapper.__annotations__ = {**fn.__annotations__, "return": result}
+    returns = Annotated[CallToolResult, result]  # the SDK's spelling of "a result built here, schema of `result`"
+    wrapper.__signature__ = inspect.signature(fn).replace(return_annotation=returns)
+    wrapper.__annotations__ = {**fn.__annotations__, "return": returns}
     server.add_tool(wrapper, name=name or fn.__name__, description=description or inspect.getdoc(fn),
                     annotations=annotations)
     return wrapper

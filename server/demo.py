@@ -9,6 +9,7 @@ to show every step of the flow, not to solve the bug.
 
 import os
 import random
+import re
 import sys
 import tempfile
 import textwrap
@@ -18,6 +19,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 from sandbox.workspace import load_answer_key
+from server.progress_display import RunProgress
 
 # (bug, variant) pairs whose default run shows its symptom clearly within 100 steps of `tiny`
 DEMO_BUGS = [(1, 2), (54, 1), (5, 1), (38, 1)]
@@ -40,6 +42,12 @@ def wrap(text):
     return textwrap.fill(" ".join(text.split()), WIDTH, initial_indent="    ", subsequent_indent="    ")
 
 
+def by_status(counts):
+    """{"not_started": 51, "attempted": 0, ..., "fixed": 1} as "51 not started, 1 fixed": the server's
+    order, statuses with no bug left out."""
+    return ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n)
+
+
 async def call(client, tool, **arguments):
     result = await client.call_tool(tool, arguments)
     if result.is_error:
@@ -47,7 +55,7 @@ async def call(client, tool, **arguments):
     return result.structured_content
 
 
-async def play(state_dir, bug, variant, seed):
+async def play(state_dir, bug, variant, seed, drawn):
     env = {**os.environ, "BUGDRILL_STATE_DIR": str(state_dir),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     server = StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "serve"], env=env)
@@ -63,14 +71,20 @@ async def play(state_dir, bug, variant, seed):
 
         say("interviewer", "run_training()  (the run the incident comes from, and its pristine baseline)")
 
-        async def progress(done, total, message):
-            print(f"    progress: {message}", flush=True)
+        with RunProgress() as progress:
+            async def on_progress(done, total, message):
+                progress.update(done, total, message)
 
-        result = await client.call_tool("run_training", {"interview_id": interview}, progress_callback=progress)
+            result = await client.call_tool("run_training", {"interview_id": interview}, progress_callback=on_progress)
         if result.is_error:
             raise RuntimeError(result.content[0].text)
         run = result.structured_content
         print(f"    run {run['run_id']}: {run['state']} in {run['wall_s']} s; ran: {run['commands'][-1]}")
+        training_seed = re.search(r"--seed=(\d+)", run["commands"][-1])
+        if training_seed:
+            drew = "the bug and its variant" if drawn else "the variant"
+            print(wrap(f"(--seed={training_seed.group(1)} is the training seed, the pristine baseline's too; "
+                       f"the demo's seed {seed} drew {drew})"))
         say("interviewer", "Here is the incident.")
         print(wrap(run["summary"]))
 
@@ -92,6 +106,7 @@ async def play(state_dir, bug, variant, seed):
         print(f"    graded: location {'right' if graded['location_right'] else 'wrong'}, cause "
               f"{'right' if graded['cause_right'] else 'wrong'} (a vague cause is not credited); score {graded['score']}")
         edited = await call(client, "edit_file", interview_id=interview, path=fix["file"], content=fix["pristine"])
+        print("    the edit, as a diff from the bugged file to the fixed one:")
         show(edited.get("diff", ""), 20)
 
         say("candidate", "verify_fix()")
@@ -102,26 +117,30 @@ async def play(state_dir, bug, variant, seed):
         revealed = (await call(client, "reveal", interview_id=interview))["bugs"][0]
         print(f"    bug {revealed['id']}: {revealed['title']} (variant {revealed['variant']}, "
               f"{revealed['category']}, {revealed['difficulty']})")
+        print("    the injected change, as a diff from the pristine file to the bugged one (the edit's, reversed):")
         show(revealed["diff"], 20)
         print(wrap(revealed["explanation"]))
 
         say("interviewer", "end_interview(), get_progress()")
         ended = await call(client, "end_interview", interview_id=interview)
         progress_now = await call(client, "get_progress")
-        print(f"    verdict: {ended.get('verdict')}; bugs by status: {progress_now.get('counts')}")
-        if progress_now.get("next_bug"):
-            print(f"    next bug to practise: {progress_now['next_bug']}")
+        print(f"    verdict: {ended['verdict']}")
+        print(f"    bugs by status: {by_status(progress_now['counts'])}")
+        suggestion = progress_now.get("next_bug")
+        if suggestion:
+            print(wrap(f"next bug to practise: {suggestion['id']} ({suggestion['title']}): {suggestion['why']}"))
 
 
 def run_demo(bug=None, seed=None, state_dir=None):
     seed = random.randrange(2**31) if seed is None else seed
-    if bug is None:
+    drawn = bug is None
+    if drawn:
         bug, variant = random.Random(seed).choice(DEMO_BUGS)
     else:
         variant = None
     started = time.time()
     state = state_dir or tempfile.mkdtemp(prefix="bugdrill-demo-state-")
     os.environ["BUGDRILL_STATE_DIR"] = str(state)  # the scripted candidate reads the answer key here
-    anyio.run(play, state, bug, variant, seed)
+    anyio.run(play, state, bug, variant, seed, drawn)
     print(f"\ndemo finished in {time.time() - started:.0f} s (state in {state})")
     return 0

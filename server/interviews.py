@@ -19,19 +19,21 @@ from pathlib import Path
 
 from bug_catalog.catalog import get_bug, load_catalog
 from bug_catalog.checking import run_checks
-from bug_catalog.registry import CHECKS, EDITS, EditError
 from bug_catalog.selection import choose, matching
-from bug_catalog.targets import check_name, symptom_on_codebase
-from bug_catalog.targets.nanochat import PREFIX, applicability, applicable_variants, variant_for
-from sandbox.codebase import PICOCHAT_DIR, overlaps
+from sandbox import codebases
+from sandbox.codebase import overlaps
+from sandbox.codebases import CodebaseError
 from sandbox.state import state_dir
 from sandbox.workspace import WorkspaceError, create_workspace, load_answer_key, read_codebase
 from server import grading, locate, snippet
-from server.store import Store
+from server.store import CLOCK_STARTS, Store
 
+# a codebase's edits and checks (bug_catalog/targets) load torch and libcst: the codebase objects
+# import them when asked, so a server answers initialize and tools/list without either
 INTERVIEW_ID = re.compile(r"^[0-9a-f]{12}$")
 DEFAULT_TIME_LIMIT_S = 20 * 60
 DEFAULT_DIAGNOSES_PER_BUG = 3
+NO_BUG = "none"
 KINDS = ("code_review", "production_debugging", "practice")
 
 # hints for an interview with no bug (a control): the same shape as a record's ladder
@@ -53,6 +55,8 @@ class Clock:
     remaining_s: int
     over_time: bool
     note: str
+    started: bool  # False while the clock waits for the candidate's first call
+    starts: str    # "now", "first_call" or "default" (start_interview's clock_starts)
 
 
 def _mmss(seconds):
@@ -74,6 +78,8 @@ class Interview:
     verdict: str | None
     time_to_find_s: float | None
     diagnoses_per_bug: int | None = None  # None: started before budgets existed, held to the default
+    clock_starts: str | None = "now"  # None: the default, "first_call" once a candidate server is bound to it
+    clock_started: float | None = None  # with "first_call": when the candidate's first call came
 
     @classmethod
     def from_row(cls, row):
@@ -90,17 +96,34 @@ class Interview:
         per_bug = self.diagnoses_per_bug or DEFAULT_DIAGNOSES_PER_BUG
         return per_bug * max(1, len(self.bugs))
 
+    @property
+    def clock_start(self):
+        """When the clock started: at creation, or at the candidate's first call (None until it comes)."""
+        return self.clock_started if self.clock_starts == "first_call" else self.started
+
+    def seconds_on_clock(self, now):
+        start = self.clock_start
+        return 0.0 if start is None else max(0.0, now - start)
+
     def clock(self, now=None):
+        starts = self.clock_starts or "default"
+        limit = _mmss(self.time_limit_s)
+        if self.clock_start is None:
+            note = (f"not started: it starts at the candidate's first call ({limit} limit)" if self.is_open else
+                    f"the interview ended before the candidate's first call: the clock never started ({limit} limit)")
+            return Clock(0, self.time_limit_s, self.time_limit_s, False, note, False, starts)
         now = self.ended or (time.time() if now is None else now)
-        elapsed = max(0, int(now - self.started))
+        elapsed = int(self.seconds_on_clock(now))
         remaining = max(0, self.time_limit_s - elapsed)
         over = elapsed > self.time_limit_s
         if over:
-            note = (f"over the {_mmss(self.time_limit_s)} limit by {_mmss(elapsed - self.time_limit_s)}: a real "
+            note = (f"over the {limit} limit by {_mmss(elapsed - self.time_limit_s)}: a real "
                     "interview would move on now (the tools keep working)")
         else:
-            note = f"{_mmss(elapsed)} of {_mmss(self.time_limit_s)} used"
-        return Clock(elapsed, self.time_limit_s, remaining, over, note)
+            note = f"{_mmss(elapsed)} of {limit} used"
+        if starts == "first_call":
+            note += " (counted from the candidate's first call)"
+        return Clock(elapsed, self.time_limit_s, remaining, over, note, True, starts)
 
 
 @dataclass(frozen=True)
@@ -112,29 +135,11 @@ class StageResult:
     bug_id: int | None = None  # None: the stage is about the whole workspace
 
 
-def target_of(path):
-    """The one place that tells which codebase an interview is on: "nanochat" for a nanochat
-    checkout (its own edits, checks and runs: bug_catalog/targets, sandbox/nanochat.py), else
-    None (picochat or a custom codebase). The answer key records "nanochat" as its codebase."""
-    from server.doctor import kind_of
-
-    return "nanochat" if kind_of(path) == "nanochat" else None
-
-
-def every_check(codebase):
-    """The names of every behavioural check of an answer key's codebase; none for a custom one."""
-    if codebase == "builtin":
-        return {r.check for r in load_catalog().values()}
-    if codebase == "nanochat":
-        return {name for name in CHECKS if name.startswith(PREFIX)}
-    return set()
-
-
-def home_files(codebase):
-    """The files bugs live in on an answer key's codebase: where a control's snippet may fall
-    (nanochat's edits are registered under its prefix)."""
-    on_nanochat = codebase == "nanochat"
-    return {e.file for name, e in EDITS.items() if name.startswith(PREFIX) == on_nanochat}
+def every_check(key):
+    """The names of every behavioural check of an answer key's codebase; none for an edited copy
+    of the built-in codebase (its code may have moved away from what the checks call)."""
+    codebase = codebases.of_key(key)
+    return codebase.checks() if key["codebase"] in ("builtin", codebase.name) else set()
 
 
 def bug_checks(interview, key, report=None):
@@ -143,8 +148,9 @@ def bug_checks(interview, key, report=None):
     injected bug's own check is its stage; the others together say whether the fix broke
     something else."""
     catalog = load_catalog()
-    own = {check_name(catalog[b["id"]], b): b["id"] for b in key["bugs"]}
-    names = sorted(every_check(key["codebase"]) | set(own))
+    codebase = codebases.of_key(key)
+    own = {codebase.check_for(catalog[b["id"]]): b["id"] for b in key["bugs"]}
+    names = sorted(every_check(key) | set(own))
     if report:
         report(0, 1, f"running {len(names)} behavioural checks")
     results = run_checks(str(interview.workspace), names, jobs=2)
@@ -163,20 +169,6 @@ def bug_checks(interview, key, report=None):
     if report:
         report(1, 1, "checks done")
     return stages
-
-
-def nanochat_pick(record, variant, drawn, seed, source):
-    """The pick on a nanochat checkout: the variant asked for if it applies there, or one drawn with
-    the seed among the bug's variants that do; otherwise an error with the applicability table's reason."""
-    fits = applicable_variants(source, record)
-    if drawn and fits:
-        return record, random.Random(seed).choice(fits)
-    if any(v.name == variant.name for v in fits):
-        return record, variant
-    rows = applicability(source, [record])  # only to say why not
-    reasons = dict.fromkeys(row["reason"] for row in rows if drawn or row["variant"] == variant.name)
-    raise InterviewError(f"bug {record.id} ({record.slug}){'' if drawn else f' variant {variant.name}'} does not "
-                         f"apply to this nanochat checkout: {'; '.join(reasons)}")
 
 
 class Interviews:
@@ -210,6 +202,20 @@ class Interviews:
     def all(self, ids=None):
         return [Interview.from_row(r) for r in self.store.interviews(ids)]
 
+    # the clock of a candidate's interview
+
+    def bind_candidate(self, interview_id):
+        """A candidate server is served this interview: a clock left to its default now waits for the
+        candidate's first call (the candidate may connect long after the interview was made)."""
+        self.get(interview_id)  # an unknown id fails here
+        self.store.bind_clock_to_first_call(interview_id)
+
+    def candidate_call(self, interview_id):
+        """A candidate's tool call on the interview: the first one starts a clock that waits for it."""
+        row = self.store.interview(interview_id)
+        if row is not None and row["clock_starts"] == "first_call" and row["clock_started"] is None:
+            self.store.start_clock(interview_id, time.time())
+
     @contextmanager
     def lock(self, interview_id):
         """Serialise calls on one interview (threads of this server, and other servers on this state)."""
@@ -236,86 +242,104 @@ class Interviews:
     # starting
 
     def _codebase(self, codebase):
-        """(source directory, the codebase as the answer key names it: "builtin", "nanochat" or the path).
+        """(source directory, the codebase as the answer key names it, the codebase object).
+        The key names the built-in codebase "builtin", another codebase's checkout by that
+        codebase's name, and an edited copy of the built-in codebase by its path.
 
         A path is recognised by a few marker files before anything under it is listed or read, so "/"
         or a home directory is refused at once instead of being copied; a checkout overlapping the
         state directory is refused too (its copy would carry answer keys)."""
         if codebase == "builtin":
-            return PICOCHAT_DIR, "builtin"
-        from server.doctor import kind_of
-
+            builtin = codebases.builtin()
+            return builtin.source, "builtin", builtin
         path = Path(codebase).expanduser()
         if not path.is_absolute() or not path.is_dir():
             raise InterviewError(f"codebase must be 'builtin' or the absolute path of a directory, not {codebase!r}")
-        if kind_of(path) is None:
-            raise InterviewError(f"{codebase} is not a recognised checkout (a copy of picochat or a nanochat "
-                                 f"checkout); bugdrill doctor --codebase {codebase} says what it looks for")
+        found = codebases.recognise(path)
+        if found is None:
+            raise InterviewError(f"{codebase} is not a recognised checkout ({codebases.looked_for()}); "
+                                 f"bugdrill doctor --codebase {codebase} says what it looks for")
         for private in {state_dir(), self.store.path.parent, self.workspaces_root}:
             if overlaps(path, private):
                 raise InterviewError(f"{codebase} overlaps bugdrill's state directory ({private}): move the "
                                      "checkout, or the state directory (BUGDRILL_STATE_DIR), so neither holds the other")
-        return path, target_of(path) or codebase
+        return path, found.name if found.source is None else codebase, found
+
+    @staticmethod
+    def _applicable(found, source, record, variant, drawn, seed):
+        try:
+            return codebases.applicable_pick(found, source, record, variant, drawn, seed)
+        except CodebaseError as error:
+            raise InterviewError(str(error)) from None
 
     def _choose(self, kind, bug, variant, seed, codebase, **filters):
-        source, name = self._codebase(codebase)
+        source, name, found = self._codebase(codebase)
         if str(bug) != "random":
             picked = choose(str(bug), variant, seed)
-            return nanochat_pick(*picked, variant is None, seed, source) if name == "nanochat" else picked
+            return self._applicable(found, source, *picked, variant is None, seed)
         if variant is not None:  # its range would tell which bug was drawn
             raise InterviewError("a variant number needs a specific bug; with bug='random' the variant is drawn too")
-        candidates = [r for r in matching(**filters)
-                      if codebase in r.codebases or codebase != "builtin"
-                      if kind == "practice" or kind in r.interview_types]
-        if name == "nanochat":
-            applies = {row["bug"] for row in applicability(source, candidates) if row["applies"]}
-            candidates = [r for r in candidates if r.id in applies]
+        candidates = [r for r in matching(**filters) if kind == "practice" or kind in r.interview_types]
+        applies = {row["bug"] for row in found.applicability(source, candidates) if row["applies"]}
+        candidates = [r for r in candidates if r.id in applies]
         if not candidates:
-            raise InterviewError("no bug in the catalogue matches those filters for this kind of interview"
-                                 f"{' and applies to this nanochat checkout' if name == 'nanochat' else ''}; "
-                                 "list_bugs shows what there is")
+            matched = "matches those filters" if any(filters.values()) else ""
+            here = "" if name == "builtin" else f"applies to this {found.name} checkout"
+            raise InterviewError(f"no bug in the catalogue {' and '.join(filter(None, (matched, here)))} for this "
+                                 "kind of interview; list_bugs shows what there is, bugdrill doctor --codebase what "
+                                 "applies to a checkout")
         record = random.Random(f"bug:{seed}").choice(sorted(candidates, key=lambda r: r.id))
         picked = choose(str(record.id), variant, seed)
-        return nanochat_pick(*picked, True, seed, source) if name == "nanochat" else picked
+        return self._applicable(found, source, *picked, True, seed)
 
     def start(self, kind, bug="random", variant=None, seed=None, category=None, priority=None, difficulty=None,
-              codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S, diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG):
+              codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S, diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG,
+              clock_starts=None):
         if kind not in KINDS:
             raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
         seed = secrets.randbelow(2**31) if seed is None else seed
+        if str(bug) == NO_BUG:  # a control: the right answer is that nothing is wrong
+            if variant is not None or category or priority or difficulty:
+                raise InterviewError("bug='none' starts an interview with no bug: give no variant or filters")
+            return self.start_with(kind, [], seed, codebase, time_limit_s, diagnoses_per_bug, clock_starts)
         try:
             chosen = [self._choose(kind, bug, variant, seed, codebase, category=category, priority=priority,
                                    difficulty=difficulty)]
         except ValueError as error:  # a variant out of range
             raise InterviewError(str(error)) from None
-        return self.start_with(kind, chosen, seed, codebase, time_limit_s, diagnoses_per_bug)
+        return self.start_with(kind, chosen, seed, codebase, time_limit_s, diagnoses_per_bug, clock_starts)
 
     def start_with(self, kind, chosen, seed, codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S,
-                   diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG):
+                   diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG, clock_starts=None):
         """Start an interview holding exactly the chosen (record, variant) picks: none (a control,
-        where nothing is wrong), one, or two (a compound episode, a verdict per bug)."""
+        where nothing is wrong), one, or two (a compound episode, a verdict per bug).
+
+        clock_starts: "now", "first_call" (the candidate's first tool call on it), or None, the
+        default: from now, unless a candidate server is bound to the interview (bind_candidate)."""
         if kind not in KINDS:
             raise InterviewError(f"kind must be one of {', '.join(KINDS)}")
+        if clock_starts is not None and clock_starts not in CLOCK_STARTS:
+            raise InterviewError(f"clock_starts must be one of {', '.join(CLOCK_STARTS)}, not {clock_starts!r}")
         if isinstance(diagnoses_per_bug, bool) or not isinstance(diagnoses_per_bug, int) or diagnoses_per_bug < 1:
             raise InterviewError(f"diagnoses_per_bug must be a whole number of at least 1, not {diagnoses_per_bug!r}")
-        source, name = self._codebase(codebase)
-        if name == "nanochat":  # the catalogue's picks as nanochat's edits
-            try:
-                chosen = [(record, variant_for(record, variant)) for record, variant in chosen]
-            except EditError as error:
-                raise InterviewError(f"{error}: bugdrill doctor --codebase {codebase} lists what applies") from None
+        source, name, found = self._codebase(codebase)
+        try:  # the catalogue's picks as the codebase's own edits
+            chosen = [(record, found.injected(record, variant)) for record, variant in chosen]
+        except CodebaseError as error:
+            raise InterviewError(f"{error}: bugdrill doctor --codebase {codebase} lists what applies") from None
         interview_id = secrets.token_hex(6)
-        workspace = self.workspaces_root / interview_id / (source.name if codebase != "builtin" else "picochat")
+        workspace = self.workspaces_root / interview_id / found.workspace_name(source)
         try:
-            key = create_workspace(workspace, source, chosen, name, seed)
+            key = create_workspace(workspace, source, chosen, name, seed, codebase_kind=found.name)
         except OSError as error:  # a custom codebase with unreadable files
             raise InterviewError(f"cannot copy the codebase {codebase!r}: {error}") from None
-        homes = set() if key["bugs"] else home_files(name)  # a control's window falls where bugs live
+        homes = set() if key["bugs"] else found.review_files()  # a control's window falls where bugs live
         control_files = {p: t for p, t in read_codebase(source).items() if p in homes} if homes else {}
         row = {"id": interview_id, "kind": kind, "bugs": [{"id": b["id"], "variant": b["variant"]} for b in key["bugs"]],
                "codebase": codebase, "seed": seed, "workspace": key["workspace"], "time_limit_s": int(time_limit_s),
                "snippet": snippet.plan(key["bugs"], seed, control_files), "started": time.time(), "ended": None,
-               "verdict": None, "time_to_find_s": None, "diagnoses_per_bug": diagnoses_per_bug}
+               "verdict": None, "time_to_find_s": None, "diagnoses_per_bug": diagnoses_per_bug,
+               "clock_starts": clock_starts, "clock_started": None}
         with self.store.transaction() as db:
             self.store.insert_interview(row, db=db)
             for bug_entry in row["bugs"]:
@@ -380,8 +404,9 @@ class Interviews:
                     "score": result.score, "bug_id": result.target.bug_id if result.target else None,
                     "after_reveal": revealed}, db=db, at=now)
                 if result.found and not revealed:
-                    self.store.set_time_to_find(interview_id, now - interview.started, db=db)
-                    self.store.raise_status(result.target.bug_id, "found", now - interview.started, db=db)
+                    on_clock = interview.seconds_on_clock(now)
+                    self.store.set_time_to_find(interview_id, on_clock, db=db)
+                    self.store.raise_status(result.target.bug_id, "found", on_clock, db=db)
             return result, self.store.count_events(interview_id, "diagnosis")
 
     def verify(self, interview_id, max_verify=None, stages=(bug_checks,), report=None):
@@ -410,7 +435,8 @@ class Interviews:
             interview = self.get(interview_id)
             catalog = load_catalog()
             revealed = []
-            for bug in self.key(interview)["bugs"]:
+            key = self.key(interview)
+            for bug in key["bugs"]:
                 record = catalog[bug["id"]]
                 variant = next((v for v in record.variants if v.name == bug["variant"]), None)
                 revealed.append({
@@ -418,7 +444,7 @@ class Interviews:
                     "priority": record.priority, "difficulty": record.difficulty, "variant": bug["variant"],
                     "variant_description": variant.description if variant else "", "file": bug["file"],
                     "diff": bug["diff"], "explanation": record.explanation.strip(), "symptom": record.symptom.strip(),
-                    "symptom_on_this_codebase": symptom_on_codebase(bug),
+                    "symptom_on_this_codebase": codebases.of_key(key).symptom_here(bug["id"]),
                     "investigation": list(record.investigation), "hints": list(record.hints)})
             self.record(interview_id, "reveal", {"bugs": [b["id"] for b in revealed]})
             return interview, revealed

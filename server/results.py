@@ -11,7 +11,13 @@ class Clock(BaseModel):
     limit_s: int
     remaining_s: int
     over_time: bool
-    note: str = Field(description="elapsed of limit; past the limit, a reminder that a real interview moves on")
+    note: str = Field(description="elapsed of limit (or that the clock waits for the candidate's first call); "
+                                  "past the limit, a reminder that a real interview moves on")
+    started: bool = Field(description="false while the clock waits for the candidate's first call")
+    starts: str = Field(description=(
+        "when the clock starts: 'now' (when the interview was made), 'first_call' (the candidate's first tool "
+        "call on the interview), 'default' (when it was made, until a candidate server is bound to it: then "
+        "'first_call')"))
 
 
 # catalogue
@@ -88,9 +94,9 @@ class RevealedBug(BaseModel):
     file: str
     diff: str
     explanation: str
-    symptom: str = Field(description="what runs showed on picochat, where the catalogue measured it")
+    symptom: str = Field(description="what runs showed on the built-in codebase, where the catalogue measured it")
     symptom_on_this_codebase: str = Field(
-        "", description="on another codebase (nanochat): what its runs showed, or that none were made")
+        "", description="on another codebase: what its runs showed, or that none were made")
     investigation: list[str]
     hints: list[str]
 

@@ -1,71 +1,33 @@
 """Training runs of an interview, with no MCP in it: run, classify against baseline, view.
 
-The run an interview opens with is its bug's scenario with the scenario's own steps and flags
-(shared by several bugs, so the request does not name the bug); the candidate may run any
-scenario with their own flags. On a nanochat checkout every run
-is nanochat's own scripts/base_train.py (sandbox/nanochat.py), with the candidate's steps and
-flags, against the pristine checkout's run: `trainer_of` is where the two part. Every run is recorded as a
-`run` event of its interview, and a run can only be viewed through the interview that made it.
-One run at a time per interview: a second one is refused, not queued.
+The run an interview opens with is the codebase's default request for its answer key (on the
+built-in codebase: its bug's scenario with the scenario's own steps and flags, shared by several
+bugs, so the request does not name the bug); the candidate may change the scenario, steps, flags
+and seed where the codebase allows. How a codebase trains is its own (sandbox/codebases): this
+module asks the answer key's codebase object. Every run is recorded as a `run` event of its
+interview, and a run can only be viewed through the interview that made it. One run at a time
+per interview: a second one is refused, not queued.
 """
 
 import fcntl
-from collections.abc import Callable
+import json
+import re
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-from bug_catalog.catalog import load_catalog
-from sandbox import baselines, nanochat
-from sandbox.codebase import PICOCHAT_DIR
-from sandbox.matrix import request_for, scenario_request
+from sandbox import baselines, codebases
+from sandbox.codebases import CodebaseError
 from sandbox.matching import Match, runs_match
-from sandbox.runner import RunError, read_log, run_result, stop_run
-from sandbox.scenarios import ScenarioError, get_scenario
+from sandbox.rundata import script_of
+from sandbox.runner import RunError, read_log, run_dir, run_result, stop_run
 from sandbox.symptoms import classify
-from sandbox.training import (
-    TrainingRequest, describe_request, load_training, new_id, request_commands, train, training_data,
-)
+from sandbox.training import load_training, new_id, training_data
 from sandbox.views import BANDED, ViewError, render
 from server.interviews import InterviewError, StageResult
 
-# what a fix must not do to a short pristine-sized run: the same for every bug (no oracle)
-SANITY_REQUEST = TrainingRequest(scenario="base", steps=30, args=["--num_samples=0", "--eval_every=15"])
-
-
-@dataclass(frozen=True)
-class Trainer:
-    """How an answer key's codebase trains: the request types, the run, its cached baseline and
-    (for plots) pristine runs with other seeds."""
-    default: Callable  # key -> the request an interview's runs start from
-    train: Callable  # (workspace, request, on_progress=, training_id=, label=) -> Training
-    baseline: Callable  # (codebase, request, on_progress=) -> Training
-    band: Callable | None  # (codebase, request) -> [Training]; None: no seed to vary
-    describe: Callable  # request -> commands
-    sanity: object  # the short run a fix must not break: the same for every bug (no oracle)
-
-
-def trainer_of(key):
-    return NANOCHAT if key.get("codebase") == "nanochat" else SCENARIOS
-
-
-def default_request(key):
-    """The (first) injected bug's scenario, with the scenario's own steps and flags; a plain base run
-    with no bug."""
-    if not key["bugs"]:
-        return TrainingRequest()
-    record = load_catalog()[key["bugs"][0]["id"]]
-    variant = next(v for v in record.variants if v.name == key["bugs"][0]["variant"])
-    return scenario_request(record, variant)
-
 
 def codebase_of(key):
-    return PICOCHAT_DIR if key.get("codebase", "builtin") == "builtin" else key["codebase_path"]
-
-
-SCENARIOS = Trainer(default_request, train, baselines.baseline, baselines.band, describe_request, SANITY_REQUEST)
-NANOCHAT = Trainer(lambda key: nanochat.NanochatRequest(), nanochat.train, nanochat.baseline, None,
-                   lambda request: ["python -m scripts.base_train " + " ".join(request.flags())],
-                   nanochat.NanochatRequest(steps=30, eval_every=15))
+    """The pristine directory an answer key's workspace was copied from."""
+    return codebases.source_of(key)
 
 
 class Runs:
@@ -97,43 +59,27 @@ class Runs:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def request(self, interview, scenario=None, steps=None, args=None, seed=None):
+        """The interview's default request with the candidate's changes, checked by the codebase
+        (the baseline runs the same request, so one check covers both sides: flags, paths, step cap)."""
         key = self.interviews.key(interview)
-        base = trainer_of(key).default(key)
-        if trainer_of(key) is NANOCHAT and (scenario is not None or seed is not None):
-            raise InterviewError("this interview's codebase is nanochat: every run is its scripts/base_train.py, "
-                                 "with no scenarios and its own seed; pass steps and args (base_train flags, "
-                                 "e.g. --matrix-lr=0.01)")
-        if scenario is not None and scenario != base.scenario:
-            base = TrainingRequest(scenario=scenario)
-        update = {k: v for k, v in (("steps", steps), ("seed", seed)) if v is not None}
-        if args is not None:
-            update["args"] = [*base.args, *args]
-        request = base.model_copy(update=update)
-        # the baseline runs the same request, so one check covers both sides (flags, paths, step cap)
+        codebase = codebases.of_key(key)
         try:
-            if trainer_of(key) is NANOCHAT:
-                nanochat.check_request(request)
-            else:
-                request_commands(request)
-        except ScenarioError as error:
+            return codebase.request(codebase.default_request(key), scenario, steps, args, seed)
+        except CodebaseError as error:
             raise InterviewError(str(error)) from None
-        return request
 
     def run(self, interview_id, scenario=None, steps=None, args=None, seed=None, report=None):
         """(training, incident, commands) of a new run of the interview's workspace. The run is
         recorded before it starts, so a server stopped mid-run leaves it listed as interrupted."""
         interview = self.interviews.require_open(interview_id)
         key = self.interviews.key(interview)
-        trainer = trainer_of(key)
-        try:
-            request = self.request(interview, scenario, steps, args, seed)
-            commands = trainer.describe(request)
-        except ScenarioError as error:
-            raise InterviewError(str(error)) from None
+        codebase = codebases.of_key(key)
+        request = self.request(interview, scenario, steps, args, seed)
+        commands = codebase.commands(request)
         with self.exclusive(interview_id):
             progress = stage_progress(report)
             try:
-                base = trainer.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
+                base = codebase.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
             except baselines.BaselineFailed as error:
                 raise InterviewError(f"{error}. Your code was not run. If your flags made the pristine code fail, "
                                      "change them") from None
@@ -142,9 +88,9 @@ class Runs:
                        "request": {"scenario": "base", **request.model_dump()}}
             self.interviews.record(interview_id, "run", {**started, "state": "running", "classes": [],
                                                          "summary": "still running"})
-            training = trainer.train(interview.workspace, request, on_progress=progress("training"),
+            training = codebase.train(interview.workspace, request, on_progress=progress("training"),
                                      training_id=training_id)
-            if not training.stages:  # failed before the script started (nanochat: its data or tokenizer)
+            if not training.stages:  # failed before the script started (making its data, say)
                 self.interviews.record(interview_id, "run", {**started, "state": training.state, "classes": [],
                                                              "summary": training.message})
                 raise InterviewError(f"the run {training_id} failed before training started: {training.message}")
@@ -197,8 +143,7 @@ class Runs:
         band = ()
         if image and name in BANDED:  # pristine runs with other seeds: run once per request, then cached
             key = self.interviews.key(interview)
-            runs = trainer_of(key).band
-            band = [training_data(t) for t in runs(codebase_of(key), training.request)] if runs else ()
+            band = [training_data(t) for t in codebases.of_key(key).band(codebase_of(key), training.request) or ()]
         try:
             view = render(name, training_data(training), training_data(base), every=every, image=image, band=band,
                           tail=tail, grep=grep)
@@ -209,17 +154,44 @@ class Runs:
 
 
 def stage_progress(report):
-    """on_progress callbacks for train(): the last logged step of the stage running, as progress."""
+    """on_progress callbacks for train(): `report(step, planned steps, message)` of the stage
+    running, its message naming the phase, the stage and its script where there are several
+    ("baseline (pristine code), stage 2 of 2 (scripts/base_eval.py): step 40 of 100"). Before
+    the stage's first logged step the planned steps come from its command line, if it says."""
     def for_phase(phase):
         if report is None:
             return None
 
+        seen = {}  # run id -> the last (step, total) its log showed: the step line scrolls out of the tail
+
         def on_progress(index, count, result):
             step, total = last_logged_step(result.run_id)
-            stage = f" (stage {index + 1} of {count})" if count > 1 else ""
-            report(step, total, f"{phase}{stage}: step {step} of {total}" if total else f"{phase}{stage}")
+            if total is None:
+                step, total = seen.get(result.run_id, (0, None))
+            seen[result.run_id] = step, total
+            spec = run_spec(result.run_id)
+            total = total or planned_steps(spec.get("argv", []))
+            where = f"{phase}, stage {index + 1} of {count} ({script_of(spec)})" if count > 1 else phase
+            if total is None:
+                report(0, None, f"{where}: running (its output gives no step count)")
+            else:
+                report(step, total, f"{where}: step {step} of {total}" if step else
+                       f"{where}: starting, {total} steps planned")
         return on_progress
     return for_phase
+
+
+def run_spec(run_id):
+    try:
+        return json.loads((run_dir(run_id) / "spec.json").read_text())
+    except (RunError, OSError, ValueError):
+        return {}
+
+
+def planned_steps(argv):
+    """The steps a command line asks for (its last --num_iterations, or nanochat's --num-iterations)."""
+    found = [int(m.group(1)) for a in argv for m in [re.fullmatch(r"--num[_-]iterations=(\d+)", a)] if m]
+    return found[-1] if found else None
 
 
 def last_logged_step(run_id):
@@ -232,25 +204,9 @@ def last_logged_step(run_id):
     return 0, None
 
 
-MATCH_STEPS = 60  # the verification's runs: long enough to show most runs' bugs, short enough to repeat
-
-
 def behaviour_requests(key):
-    """The runs a fix is judged by: the plain short run (the same for every interview), and the run
-    the catalogue measured for each injected bug, cut to MATCH_STEPS."""
-    trainer = trainer_of(key)
-    requests = [trainer.sanity]
-    if trainer is not SCENARIOS:
-        return requests
-    catalog = load_catalog()
-    for bug in key["bugs"]:
-        record = catalog[bug["id"]]
-        measured = request_for(record, next(v for v in record.variants if v.name == bug["variant"]))
-        steps = min(measured.steps or get_scenario(measured.scenario).default_steps, MATCH_STEPS)
-        measured = measured.model_copy(update={"steps": steps})
-        if measured not in requests:
-            requests.append(measured)
-    return requests
+    """The runs a fix is judged by: the codebase's short runs for the answer key (sandbox/codebases)."""
+    return codebases.of_key(key).behaviour_requests(key)
 
 
 def short_run_stage(interview, key, report=None):
@@ -259,13 +215,13 @@ def short_run_stage(interview, key, report=None):
     path that showed the bug is not fixed; nor is code that only behaves when it spots a check."""
     if report:
         report(0, 1, "short training runs against the pristine code")
-    trainer = trainer_of(key)
+    codebase = codebases.of_key(key)
     for request in behaviour_requests(key):
         try:
-            base = trainer.baseline(codebase_of(key), request)  # a pristine run that fails: no verdict
+            base = codebase.baseline(codebase_of(key), request)  # a pristine run that fails: no verdict
         except RunError as error:
             return [StageResult("runs against the pristine code", False, str(error))]
-        training = trainer.train(interview.workspace, request, label="verify")
+        training = codebase.train(interview.workspace, request, label="verify")
         try:
             match = runs_match(training_data(training), training_data(base))
         except RunError as error:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bug_catalog.catalog import get_bug
 from sandbox.baselines import baseline
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox import codebases
 from sandbox.matrix import request_for
 from sandbox.runner import RunError
 from sandbox.scenarios import get_scenario
@@ -62,7 +62,6 @@ BUG_CHECKS = (
     BugCheck(5, "scale-dropped", {"cpu": PRISTINE_STEPS, "cuda": PRISTINE_STEPS}),
 )
 DDP_CHECK = BugCheck(22, "linear", {"cpu": 100, "cuda": 100})
-NANOCHAT_STEPS = 20
 
 
 class Plan:
@@ -113,7 +112,7 @@ def loss_falls(data):
 def pristine_row(plan, name, scenario, steps, dtype):
     """A pristine run: it finishes, its loss falls, and nothing severe shows."""
     request = pristine_request(plan, scenario, steps, dtype)
-    training = baseline(PICOCHAT_DIR, request)
+    training = baseline(codebases.builtin().source, request)
     data = training_data(training)
     falls, series = loss_falls(data)
     severe = [c for c in classify(data).classes if c in SEVERE]
@@ -123,7 +122,8 @@ def pristine_row(plan, name, scenario, steps, dtype):
     steps = request.steps or get_scenario(scenario).default_steps
     # a state directory that already holds this baseline answers from its cache: say so
     cached = " (cached from an earlier run)" if training.started < plan.started else ""
-    return data, Row(name, f"picochat {scenario}, {steps} steps, {dtype}, {plan.device}{cached}", training.wall_s,
+    return data, Row(name, f"{codebases.builtin().name} {scenario}, {steps} steps, {dtype}, {plan.device}{cached}",
+                     training.wall_s,
                      "finishes, loss falls", shown, "pass" if passed else "fail")
 
 
@@ -151,9 +151,10 @@ def bug_row(plan, check):
     request = plan.capped(request.model_copy(update={"steps": check.steps[plan.device],
                                                      "args": [*request.args, *plan.device_args(dtype)]}))
     started = time.time()
-    base = training_data(baseline(PICOCHAT_DIR, request))
-    workspace = Path(tempfile.mkdtemp(prefix="bugdrill-selfcheck-")) / "picochat"
-    create_workspace(workspace, PICOCHAT_DIR, [(record, variant)])
+    source = codebases.builtin().source
+    base = training_data(baseline(source, request))
+    workspace = Path(tempfile.mkdtemp(prefix="bugdrill-selfcheck-")) / source.name
+    create_workspace(workspace, source, [(record, variant)])
     training = train(workspace, plan.capped(request), label=f"selfcheck {record.id}")
     shown = classify(training_data(training), base).classes
     shutil.rmtree(workspace.parent, ignore_errors=True)
@@ -194,13 +195,18 @@ def check_probe(plan):
     return Row("probe telemetry", "the pristine run's telemetry", 0.0, expected, shown, "pass" if passed else "fail")
 
 
-def check_nanochat(plan, compiled):
-    from server.selfcheck_nanochat import nanochat_row
-
-    name = f"nanochat compile {'on' if compiled else 'off'}"
+def checkout_checks(plan):
+    """The rows the checkout's codebase adds (sandbox/codebases: device_checks), or one row that
+    says none were asked for."""
     if plan.codebase is None:
-        return skipped(name, "skipped: no --codebase (a nanochat checkout) given")
-    return nanochat_row(plan, name, compiled, NANOCHAT_STEPS)
+        return [("checkout", 0, lambda plan: skipped("checkout", "skipped: no --codebase (a checkout) given"))]
+    found = codebases.recognise(Path(plan.codebase))
+    if found is None:
+        return [("checkout", 0, lambda plan: Row("checkout", "-", 0.0, "-", "not a recognised checkout", "fail"))]
+    rows = found.device_checks(plan.codebase, plan.device)
+    if not rows:
+        return [("checkout", 0, lambda plan: skipped("checkout", f"skipped: {found.name} has no device checks"))]
+    return [(name, estimate, lambda plan, run=run: Row(**run(plan.left()))) for name, estimate, run in rows]
 
 
 def skipped(name, why):
@@ -210,7 +216,7 @@ def skipped(name, why):
 def checks(plan):
     """(name, estimated seconds on this device, function) in the order they run. A row that
     will only say why it is skipped is estimated at 0 s, so a short plan still says so."""
-    cuda, nanochat = plan.device == "cuda", plan.codebase is not None
+    cuda = plan.device == "cuda"
     ddp = cuda and gpu_count() >= 2
     return [("pristine tiny", 90 if cuda else 60, check_pristine),
             ("fp16_cuda scenario", 60 if cuda else 0, check_fp16),
@@ -218,8 +224,7 @@ def checks(plan):
               for c in BUG_CHECKS],
             (f"bug {DDP_CHECK.bug} (DDP)", 120 if ddp else 0, check_ddp),
             ("probe telemetry", 0, check_probe),
-            ("nanochat compile off", 120 if nanochat else 0, lambda plan: check_nanochat(plan, False)),
-            ("nanochat compile on", 180 if nanochat else 0, lambda plan: check_nanochat(plan, True))]
+            *checkout_checks(plan)]
 
 
 def run_plan(plan, on_row=None):

@@ -21,6 +21,10 @@ SCHEMA_VERSION = 1
 KINDS = ("code_review", "production_debugging", "practice")
 EVENT_KINDS = ("hint", "run", "view", "verify", "diagnosis", "edit", "reveal", "end", "note")
 STATUSES = ("not_started", "attempted", "found", "fixed")  # in order: progress only moves up
+# when an interview's clock starts: at creation, or at the candidate's first call on it. NULL, the
+# interviewer's default, counts from creation until a candidate server is bound to the interview,
+# which makes it 'first_call'; rows from before the column existed read 'now', as they always ran
+CLOCK_STARTS = ("now", "first_call")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS interviews (
@@ -36,7 +40,9 @@ CREATE TABLE IF NOT EXISTS interviews (
     ended          REAL,
     verdict        TEXT,
     time_to_find_s REAL,
-    diagnoses_per_bug INTEGER       -- the diagnosis budget per bug; NULL: started before budgets
+    diagnoses_per_bug INTEGER,      -- the diagnosis budget per bug; NULL: started before budgets
+    clock_starts   TEXT DEFAULT 'now' CHECK (clock_starts IN {CLOCK_STARTS}),  -- NULL: the default (CLOCK_STARTS above)
+    clock_started  REAL             -- with 'first_call': the candidate's first call; NULL until then
 );
 CREATE TABLE IF NOT EXISTS events (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -63,7 +69,9 @@ def _row(row):
 
 
 # columns added to a table after it was first shipped: a state directory from before gets them
-ADDED_COLUMNS = {"interviews": {"diagnoses_per_bug": "INTEGER"}}
+ADDED_COLUMNS = {"interviews": {"diagnoses_per_bug": "INTEGER",
+                                 "clock_starts": f"TEXT DEFAULT 'now' CHECK (clock_starts IN {CLOCK_STARTS})",
+                                 "clock_started": "REAL"}}
 
 
 def _add_missing_columns(db):
@@ -136,6 +144,18 @@ class Store:
         with self._use(db) as db:
             db.execute("UPDATE interviews SET ended = ?, verdict = ? WHERE id = ? AND ended IS NULL",
                        (ended, verdict, interview_id))
+
+    def bind_clock_to_first_call(self, interview_id, db=None):
+        """A clock left to its default (NULL) waits for the candidate's first call from now on."""
+        with self._use(db) as db:
+            db.execute("UPDATE interviews SET clock_starts = 'first_call' "
+                       "WHERE id = ? AND clock_starts IS NULL AND ended IS NULL", (interview_id,))
+
+    def start_clock(self, interview_id, at, db=None):
+        """Start a clock that waits for the first call: once (a second server's call changes nothing)."""
+        with self._use(db) as db:
+            db.execute("UPDATE interviews SET clock_started = ? WHERE id = ? AND clock_starts = 'first_call' "
+                       "AND clock_started IS NULL AND ended IS NULL", (at, interview_id))
 
     def set_time_to_find(self, interview_id, seconds, db=None):
         """Kept from the first correct diagnosis only."""

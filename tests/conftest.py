@@ -46,6 +46,17 @@ def picochat_dir():
     return PICOCHAT_DIR
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_baselines(tmp_path_factory):
+    """One baseline cache for the whole session, its xdist workers and every state directory a
+    test makes (sandbox/baselines.py, BUGDRILL_BASELINE_CACHE): a pristine run of a request is
+    made once, not once per test. Servers and runs started as subprocesses inherit it."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ["BUGDRILL_BASELINE_CACHE"] = str(root / "baseline-cache")
+    return root / "baseline-cache"
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"

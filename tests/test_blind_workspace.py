@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bug_catalog.catalog import load_catalog
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.state import answer_key_path
 from sandbox.workspace import read_codebase
 

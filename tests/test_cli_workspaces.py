@@ -74,7 +74,8 @@ def test_codebase_without_the_expected_files_is_refused(state_dir, tmp_path):
     codebase.mkdir()
     (codebase / "train.py").write_text("print('hi')\n")
     result = bugdrill(state_dir, "inject", "1", "--workspace", str(tmp_path / "ws"), "--codebase", str(codebase))
-    assert result.returncode == 2 and "has no scripts/base_train.py" in result.stderr
+    assert result.returncode == 2 and "is not a recognised checkout" in result.stderr
+    assert "picochat/gpt.py and scripts/base_train.py" in result.stderr  # what it looks for
     assert not (tmp_path / "ws").exists()
 
 

@@ -27,7 +27,7 @@ import pytest
 from bug_catalog.catalog import load_catalog
 from bug_catalog.registry import EDITS, EditError
 from bug_catalog.targets.nanochat import edit_for
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 
 # how far from a changed line a comment still reads as describing it (the issue says three lines;
 # the corpus barrier's reason sits four lines above the barrier, so look a little further)

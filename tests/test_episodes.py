@@ -7,7 +7,7 @@ from bug_catalog.catalog import load_catalog
 from bug_catalog.split import held_out_names, variants_in
 from evals.episodes import PlanError, plan
 from evals.shards import parse_shard, select_shard
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.pairs import compatible
 
 
@@ -67,8 +67,8 @@ def test_two_bugs_in_one_file_never_share_an_episode():
     ({"kind": "practice"}, "kind must be one of"),
     ({"episodes_per_bug": 0}, "episodes_per_bug must be at least 1"),
     ({"bugs": "1", "split": "secret"}, "split must be one of"),
-    ({"bugs": "1", "codebase": "nanochat"}, "absolute path of a nanochat checkout"),
-    ({"bugs": "1", "codebase": "/tmp"}, "absolute path of a nanochat checkout"),
+    ({"bugs": "1", "codebase": "nanochat"}, "absolute path of a checkout bugdrill recognises"),
+    ({"bugs": "1", "codebase": "/tmp"}, "absolute path of a checkout bugdrill recognises"),
 ])
 def test_bad_task_parameters_are_clear_errors(arguments, message):
     with pytest.raises(ValueError, match=message):

@@ -289,7 +289,7 @@ def test_a_divergence_the_baseline_shares_is_not_a_symptom():
 def test_a_real_two_stage_run_is_shown_and_summarised_stage_by_stage(state, tmp_path):
     from bug_catalog.selection import choose
     from sandbox.baselines import baseline
-    from sandbox.codebase import PICOCHAT_DIR
+    from sandbox.codebases.picochat import PICOCHAT_DIR
     from sandbox.training import train
     from sandbox.workspace import create_workspace
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from bug_catalog.catalog import load_catalog
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.matching import Match, runs_match
 from sandbox.rundata import RunData
 from sandbox.logparse import ParsedLog
 from bug_catalog.checking import run_checks
 from server.interviews import Interviews, StageResult
-from server.runs import MATCH_STEPS, behaviour_requests, short_run_stage
+from sandbox.codebases.picochat import MATCH_STEPS
+from server.runs import behaviour_requests, short_run_stage
 
 GPT = "picochat/gpt.py"
 PRISTINE_SCALE = "scores = (q @ k.transpose(-2, -1)) * scale"

@@ -20,6 +20,21 @@ INSPECTOR = "@modelcontextprotocol/inspector@0.15.0"
 pytestmark = pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def npm_registry():
+    """npx fetches the Inspector from the npm registry: without one, skip and say so (asked here, when
+    the test runs, not when the file is collected)."""
+    try:
+        ping = subprocess.run(["npm", "ping", "--fetch-timeout=5000", "--fetch-retries=0"], capture_output=True,
+                              text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.skip(f"the npm registry cannot be reached: npm ping: {error}")
+    if ping.returncode != 0:
+        errors = [line for line in ping.stderr.splitlines() if line.startswith("npm error")]
+        answer = next((line for line in errors if line.startswith("npm error code")), errors[0] if errors else "")
+        pytest.skip(f"the npm registry cannot be reached: npm ping: {answer or f'exit status {ping.returncode}'}")
+
+
 def inspector(state, method, tool=None, **arguments):
     command = ["npx", "-y", INSPECTOR, "--cli", sys.executable, "-m", "server.cli", "serve", "--method", method]
     if tool:

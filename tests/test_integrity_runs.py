@@ -22,7 +22,7 @@ from mcp import Client
 
 from bug_catalog.catalog import load_catalog
 from mcp_calls import call
-from sandbox import nanochat
+from sandbox.codebases.nanochat import runs as nanochat
 from sandbox.baselines import BaselineFailed, baseline
 from sandbox.matrix import request_for, scenario_request
 from sandbox.runner import run_result, stop_run

@@ -16,7 +16,7 @@ import pytest
 from bug_catalog.catalog import load_catalog
 from bug_catalog.checking import run_checks
 from sandbox import jail, runner
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.isolation import isolation_available
 from sandbox.state import answer_key_path
 from sandbox.training import TrainingRequest, train

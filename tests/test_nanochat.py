@@ -6,7 +6,6 @@ and install what it imports (pip install 'bugdrill[nanochat]'); otherwise it is 
 """
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from bug_catalog.registry import CHECKS, EDITS
 from bug_catalog.targets.nanochat import (
     NOT_APPLICABLE, PREFIX, VARIANT_NOT_APPLICABLE, applicability, check_for, edit_for, variant_for,
 )
+from evals.tool_text import read_result
 from sandbox.workspace import create_workspace
 
 NANOCHAT_DIR = os.environ.get("NANOCHAT_DIR")
@@ -65,7 +65,7 @@ def test_an_answer_keys_bug_names_its_own_codebases_check():
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """The checkout's text files (blind workspaces copy text only)."""
-    from sandbox.nanochat import text_copy
+    from sandbox.codebase import text_copy
 
     path = tmp_path_factory.mktemp("nanochat-source") / "nanochat"
     text_copy(NANOCHAT_DIR, path)
@@ -92,7 +92,8 @@ def test_doctor_says_plainly_when_a_codebase_is_neither(tmp_path):
     (tmp_path / "train.py").write_text("print('hello')\n")
     result = subprocess.run([sys.executable, "-m", "server.cli", "doctor", "--codebase", str(tmp_path)],
                             capture_output=True, text=True)
-    assert result.returncode == 1 and "neither picochat" in result.stdout and "nor a nanochat checkout" in result.stdout
+    assert result.returncode == 1 and "not a checkout bugdrill recognises" in result.stdout
+    assert "picochat/gpt.py" in result.stdout and "scripts/tok_train.py" in result.stdout  # what each looks for
 
 
 @needs_checkout
@@ -133,7 +134,7 @@ def test_each_applicable_variant_injects_silently_still_imports_and_fails_its_ch
 
 @needs_checkout
 def test_a_short_cpu_run_of_base_train_records_the_probes_telemetry(source, tmp_path, monkeypatch):
-    from sandbox.nanochat import NanochatRequest, train
+    from sandbox.codebases.nanochat.runs import NanochatRequest, train
     from sandbox.training import training_data
 
     monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
@@ -272,10 +273,27 @@ def test_a_code_review_on_nanochat_shows_a_window_of_nanochat_code_bug_or_none(n
     for sample in review.samples:
         first = next(m for m in sample.messages if m.role == "tool")
         assert first.function == "get_snippet", first.function
-        (window,) = json.loads(first.text)["snippets"]
+        (window,) = read_result("get_snippet", first.text)["snippets"]  # the text, as the model read it
         assert window["path"] in homes, window["path"]  # a control's window also falls where bugs live
         numbered = [line.split(" | ", 1) for line in window["code"].splitlines()]
         assert 20 <= len(numbered) <= 30 and int(numbered[0][0]) == window["first_line"]
         if not sample.metadata["bugs"]:  # pristine code, shown with its own line numbers
             text = (Path(NANOCHAT_DIR) / window["path"]).read_text().splitlines()
             assert all(text[int(n) - 1] == code for n, code in numbered)
+
+
+@needs_checkout
+def test_inject_puts_nanochats_own_edit_in_and_refuses_a_bug_with_no_home(tmp_path):
+    """`bugdrill inject --codebase CHECKOUT` injects the codebase's edit (it used to apply the
+    built-in codebase's edit and fail), and a bug with no home there is a clear refusal."""
+    env = {**os.environ, "BUGDRILL_STATE_DIR": str(tmp_path / "state")}
+    injected = subprocess.run([sys.executable, "-m", "server.cli", "inject", "1", "--codebase", NANOCHAT_DIR,
+                               "--workspace", str(tmp_path / "w1"), "--seed", "0", "--reveal"],
+                              capture_output=True, text=True, env=env, timeout=300)
+    assert injected.returncode == 0, injected.stderr
+    assert "scripts/base_train.py" in injected.stdout and "zero_grad" in injected.stdout
+    refused = subprocess.run([sys.executable, "-m", "server.cli", "inject", "21", "--codebase", NANOCHAT_DIR,
+                              "--workspace", str(tmp_path / "w2"), "--seed", "0"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode != 0 and "does not apply to this nanochat checkout" in refused.stderr
+    assert not (tmp_path / "w2").exists()

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from bug_catalog.support import run_ranks
-from sandbox.codebase import PICOCHAT_DIR, copy_codebase
+from sandbox.codebase import copy_codebase
+from sandbox.codebases.picochat import PICOCHAT_DIR
 
 PROBE_DIR = Path(__file__).resolve().parents[1] / "sandbox" / "probe"
 QUICK = ["--preset=tiny", "--eval_every=6", "--eval_batches=2", "--num_samples=0"]

@@ -13,6 +13,7 @@ from mcp import Client
 
 from bug_catalog.catalog import get_bug
 from evals.reference_agent import MAX_CALLS, MAX_DIAGNOSES, ToolFailed, run_reference_agent
+from evals.tool_text import read_result
 from server.app import build_server
 from server.interviews import Interviews
 from server.store import Store
@@ -50,7 +51,7 @@ async def play(kind, bug=None, variant=None):
             result = await client.call_tool(tool, arguments)
             if result.is_error:
                 raise ToolFailed(result.content[0].text)
-            return result.structured_content
+            return read_result(tool, result.content[0].text)  # the text, as a model (and Inspect) reads it
 
         text = await run_reference_agent(call, kind)
     events = interviews.summary(interviews.get(interview.id))["events"]
@@ -62,9 +63,11 @@ def found(diagnoses, bug):
     return any(d["bug_id"] == bug_id and d["location_right"] and d["cause_right"] for d in diagnoses)
 
 
+# the causal mask's diagonal (validation below the entropy floor) is left to tests/test_eval.py's
+# episodes, where the same agent plays it (scored there, not required to be found): here it cost
+# three minutes of CI on its own
 @pytest.mark.parametrize("bug, variant", [
     ("zero-grad", 2),             # not learning: zero_grad between clipping and the step
-    ("causal-mask-diagonal", 1),  # validation below the entropy floor: the mask's diagonal one too high
     ("attn-mask-broadcast", 2),   # NaN: the padding mask broadcast over queries instead of keys
 ])
 async def test_production_debugging_finds_the_bug_from_its_symptoms(state, bug, variant):

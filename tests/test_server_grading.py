@@ -6,7 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from bug_catalog.catalog import load_catalog
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.workspace import apply_variants, read_codebase
 from server import grading, locate
 

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from bug_catalog.catalog import load_catalog
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.workspace import apply_variants, load_answer_key, read_codebase
 from server import locate, snippet
 from server.app import build_server

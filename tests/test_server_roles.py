@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from bug_catalog.catalog import load_catalog
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.state import answer_key_path
 from sandbox.workspace import load_answer_key, read_codebase
 from server import locate

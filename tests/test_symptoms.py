@@ -7,7 +7,7 @@ import pytest
 
 from bug_catalog.selection import choose
 from sandbox.baselines import baseline
-from sandbox.codebase import PICOCHAT_DIR
+from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.logparse import parse_log
 from sandbox.symptoms import classify
 from sandbox.training import TrainingRequest, train, training_data

@@ -13,7 +13,7 @@ catalogue bug is in exactly one of two tables:
 `applicability(path)` tries every edit on a checkout and says, per variant, whether it applies
 and where; `variant_for` and `check_for` translate a catalogue pick for `create_workspace` and
 `run_checks`. Checks that train run nanochat's own scripts/base_train.py in the check process,
-with a tiny model, on shards this module writes (sandbox/nanochat.py) and TorchDynamo off.
+with a tiny model, on shards this module writes (sandbox/codebases/nanochat/runs.py) and TorchDynamo off.
 """
 
 import ast
@@ -523,7 +523,7 @@ def train_in_process(*flags):
     on a tiny model, after writing shards and training a tokenizer once per process."""
     import gc
 
-    from sandbox.nanochat import prepare_data
+    from sandbox.codebases.nanochat.runs import prepare_data
 
     prepare_data(os.environ["NANOCHAT_BASE_DIR"], Path.cwd(), num_stories=3000, vocab_size=512)
     saved, sys.argv = sys.argv, ["base_train", *CHECK_TRAIN_FLAGS, *flags]

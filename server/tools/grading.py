@@ -12,10 +12,12 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from sandbox.shown_paths import for_candidate, workspace_places
 from server import results
 from server.context import add_tool
 from server.grading import MAX_CLAIM_CHARS, feedback
 from server.tools.common import InterviewIdParam, clock
+from server.tools.training import progress_notes
 
 
 def register(server, ctx):
@@ -25,20 +27,25 @@ def register(server, ctx):
         """Check whether the workspace's bug is fixed, by behaviour (not by comparing text): says fixed or
         not fixed, never which bug. Each call is counted and the server may limit them."""
         interview_id = ctx.interview_id(interview_id)
+        notes = progress_notes(context)
 
-        def report(done, total, message):
-            anyio.from_thread.run(context.report_progress, done, total, message)
+        def work():
+            try:
+                return service.verify(interview_id, ctx.max_verify, ctx.verify_stages, notes)
+            finally:
+                notes.flush()
 
-        fixed, stages, used = await anyio.to_thread.run_sync(
-            lambda: service.verify(interview_id, ctx.max_verify, ctx.verify_stages, report))
+        fixed, stages, used = await anyio.to_thread.run_sync(work)
         interview = service.get(interview_id)
         left = None if ctx.max_verify is None else max(0, ctx.max_verify - used)
         message = ("Fixed: the checks pass." if fixed else
                    "Not fixed: the checks still fail. Keep looking, or submit_diagnosis with what you think it is.")
+        places = workspace_places(interview.workspace)  # a check's traceback names paths as its process saw them
+        checks = [results.CheckOutcome(name=s.name, bug_id=s.bug_id, passed=s.passed,
+                                       detail=for_candidate(s.detail, places)) for s in stages]
         return results.VerificationFull(
             interview_id=interview_id, fixed=fixed, verifies_used=used, verifies_left=left, message=message,
-            clock=clock(interview), checks=[results.CheckOutcome(name=s.name, bug_id=s.bug_id, passed=s.passed,
-                                                                 detail=s.detail) for s in stages])
+            clock=clock(interview), checks=checks)
 
     add_tool(server, verify_fix, results.VerificationFull if ctx.interviewer else results.Verification)
 

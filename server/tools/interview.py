@@ -16,7 +16,8 @@ Kind = Annotated[Literal["code_review", "production_debugging", "practice"], Fie
     description="code_review: find the bug in a 20-30 line snippet, no logs; production_debugging: start from "
                 "the symptoms of a run and ask for diagnostics; practice: free, the guide's 'inject a bug blindly'")]
 BugParam = Annotated[int | Annotated[str, Field(max_length=64)], Field(
-    description="a bug id from list_bugs, its slug, or 'random' (drawn with the seed, within the filters)")]
+    description="a bug id from list_bugs, its slug, 'random' (drawn with the seed, within the filters), or "
+                "'none' (a control: nothing is wrong, and the right answer says so)")]
 VariantParam = Annotated[int | None, Field(ge=1, le=20, description="variant number (default: drawn with the seed)")]
 SeedParam = Annotated[int | None, Field(ge=0, le=2**31 - 1, description="makes the draw reproducible")]
 CategoryParam = Annotated[Category | None, Field(description="for a random bug: only this category")]
@@ -24,6 +25,11 @@ PriorityParam = Annotated[int | None, Field(ge=1, le=3, description="for a rando
 DifficultyParam = Annotated[Literal["easy", "medium", "hard"] | None,
                             Field(description="for a random bug: only this difficulty")]
 MinutesParam = Annotated[int, Field(ge=1, le=240, description="time limit in minutes (real interviews: 20)")]
+ClockStartsParam = Annotated[Literal["now", "first_call"] | None, Field(description=(
+    "when the clock starts: 'now', or 'first_call' (the candidate's first call of a tool that takes this "
+    "interview, interview_status included; until then results say the clock has not started). Left out: "
+    "'now', unless a candidate server is bound to the interview (bugdrill serve --role candidate --interview "
+    "ID, the eval's candidate server), which makes it 'first_call' when it starts"))]
 
 NEXT_STEPS = {
     "code_review": "Call get_snippet for the code under review (20-30 numbered lines, no logs); read_file and "
@@ -53,18 +59,21 @@ def register(server, ctx):
                 kind: Kind, bug: BugParam = "random", variant: VariantParam = None, seed: SeedParam = None,
                 category: CategoryParam = None, priority: PriorityParam = None, difficulty: DifficultyParam = None,
                 codebase: Annotated[str, Field(max_length=1000, description=(
-                    "'builtin' (the picochat practice codebase) or the absolute path of a codebase; on a "
-                    "nanochat checkout, only bugs that apply to it (bugdrill doctor --codebase lists them)"))
+                    "'builtin' (the practice codebase) or the absolute path of a checkout bugdrill recognises; "
+                    "only bugs that apply to that checkout (bugdrill doctor --codebase lists them)"))
                 ] = "builtin",
                 time_limit_minutes: MinutesParam = 20,
                 diagnoses_per_bug: Annotated[int, Field(ge=1, le=50, description=(
                     "the candidate's diagnosis budget per injected bug; past it submit_diagnosis refuses"))
                 ] = DEFAULT_DIAGNOSES_PER_BUG,
+                clock_starts: ClockStartsParam = None,
             ) -> results.InterviewStarted:
-                """Start an interview: inject a bug silently into a new blind workspace and start its clock.
-                The result never names the bug; reveal does, when the interview is over."""
+                """Start an interview: inject a bug silently into a new blind workspace. Its clock starts now,
+                or at the candidate's first call (clock_starts; the default for an interview served by a
+                candidate server bound to it). The result never names the bug; reveal does, when the
+                interview is over."""
                 return started(service.start(kind, bug, variant, seed, category, priority, difficulty, codebase,
-                                             time_limit_minutes * 60, diagnoses_per_bug))
+                                             time_limit_minutes * 60, diagnoses_per_bug, clock_starts))
         else:
             def start_interview(
                 kind: Kind, bug: BugParam = "random", variant: VariantParam = None, seed: SeedParam = None,
@@ -74,12 +83,13 @@ def register(server, ctx):
                 """Start an interview on the built-in codebase: a bug is injected silently into a new blind
                 workspace and the clock starts. Nothing you are shown says which bug or where."""
                 return started(service.start(kind, bug, variant, seed, category, priority, difficulty, "builtin",
-                                             time_limit_minutes * 60))
+                                             time_limit_minutes * 60, clock_starts="now"))
         add_tool(server, start_interview, results.InterviewStarted)
 
     def interview_status(interview_id: InterviewIdParam = None) -> results.StatusReportFull:
-        """One interview's state and clock (elapsed, remaining, over time), or, without an id, every interview
-        this server serves (a candidate server: the ones it is bound to or started)."""
+        """One interview's state and clock (elapsed, remaining, over time, or not started while it waits for
+        the candidate's first call), or, without an id, every interview this server serves (a candidate
+        server: the ones it is bound to or started)."""
         if interview_id is None and ctx.bound_interview is None:
             return results.StatusReportFull(interviews=[summary(ctx, i) for i in service.all(ctx.visible())])
         interview = service.get(ctx.interview_id(interview_id))
@@ -127,7 +137,9 @@ def register(server, ctx):
         unsolved). The workspace stays for review."""
         interview, done = service.end(ctx.interview_id(interview_id))
         shown = clock(interview)
-        message = (f"Interview ended: {done['verdict']} after {shown.elapsed_s // 60}:{shown.elapsed_s % 60:02d}"
+        on_clock = (f"after {shown.elapsed_s // 60}:{shown.elapsed_s % 60:02d}" if shown.started
+                    else "before the candidate's first call (the clock never started)")
+        message = (f"Interview ended: {done['verdict']} {on_clock}"
                    f"{' (over time)' if shown.over_time else ''}; "
                    f"{done['hints_used']} hint(s), {done['diagnoses']} diagnosis(es), {done['verifies']} verification(s).")
         return results.InterviewEnded(

@@ -12,9 +12,13 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, Image
 from pydantic import BaseModel, Field
 
+from sandbox.runner import RunError
 from sandbox.scenarios import SCENARIOS
+from sandbox.shown_paths import for_candidate, training_places, workspace_places
+from sandbox.training import load_training
 from sandbox.views import PLOTTED, VIEWS
 from server.context import add_tool
+from server.progress_notes import ProgressNotes
 from server.runs import Runs
 from server.tools.common import InterviewIdParam
 
@@ -68,30 +72,37 @@ def register(server, ctx):
         args: Annotated[list[Flag] | None, Field(max_length=20, description=(
             "extra flags for the training script, e.g. ['--lr=1e-3', '--grad_clip=0']: the scripts' own flags, "
             "each within a range; a path (--checkpoint_dir) is relative to the workspace; the number of steps is "
-            "`steps` and the seed `seed`, and a run resumes only in the resume scenario. On a nanochat checkout: "
-            "its scripts/base_train.py's learning-rate, depth and batch-size flags, e.g. ['--matrix-lr=0.01']"))] = None,
+            "`steps` and the seed `seed`, and a run resumes only in the resume scenario. On another codebase: the "
+            "flags its training script takes that the codebase accepts (a refused flag's error lists them)"))] = None,
         seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None,
     ) -> RunReport:
         """Train the workspace's code (under time and memory limits, with telemetry) and compare with the
         pristine code's run of the same request. Reports progress; returns the run id and what was seen."""
         interview_id = ctx.interview_id(interview_id)
+        notes = progress_notes(context)
 
-        def report(done, total, message):
-            anyio.from_thread.run(context.report_progress, done, total, message)
+        def work():
+            try:
+                return runs.run(interview_id, scenario, steps, args, seed, notes)
+            finally:
+                notes.flush()
 
-        training, incident, commands = await anyio.to_thread.run_sync(
-            lambda: runs.run(interview_id, scenario, steps, args, seed, report))
-        return RunReport(run_id=training.id, state=training.state, message=training.message, commands=commands,
-                         wall_s=round(training.wall_s, 1), symptoms=incident.classes, summary=incident.summary,
-                         views=list(VIEWS))
+        training, incident, commands = await anyio.to_thread.run_sync(work)
+        places = training_places(training)
+        return RunReport(run_id=training.id, state=training.state, message=for_candidate(training.message, places),
+                         commands=commands, wall_s=round(training.wall_s, 1), symptoms=incident.classes,
+                         summary=for_candidate(incident.summary, places), views=list(VIEWS))
 
     add_tool(server, run_training, RunReport)
 
     def list_runs(interview_id: InterviewIdParam = None) -> RunList:
         """The interview's training runs, oldest first, with their incident summaries."""
+        interview_id = ctx.interview_id(interview_id)
+        workspace = ctx.interviews.get(interview_id).workspace
         entries = [RunEntry(run_id=p["training"], state=p["state"], scenario=p["request"]["scenario"],
-                            steps=p["request"]["steps"], args=p["request"]["args"], summary=p["summary"])
-                   for p in runs.list(ctx.interview_id(interview_id))]
+                            steps=p["request"]["steps"], args=p["request"]["args"],
+                            summary=for_candidate(p["summary"], places_of(p["training"], workspace)))
+                   for p in runs.list(interview_id)]
         return RunList(runs=entries)
 
     add_tool(server, list_runs, RunList)
@@ -127,6 +138,20 @@ def register(server, ctx):
         return Image(data=shown.png, format="png")
 
     add_plot_tool(server, get_plot)
+
+
+def progress_notes(context):
+    """The tool call's progress reports, as throttled notifications to its client (server/progress_notes.py)."""
+    return ProgressNotes(lambda done, total, message: anyio.from_thread.run(
+        context.report_progress, done, total, message))
+
+
+def places_of(training_id, workspace):
+    """The paths to rewrite in what a run's record says (sandbox/shown_paths.py)."""
+    try:
+        return training_places(load_training(training_id))
+    except RunError:  # its files are gone: the workspace and the state directory are still hidden
+        return workspace_places(workspace)
 
 
 def add_plot_tool(server, fn):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from picochat import dataset
 from picochat.checkpoint import load_model
-from picochat.common import SINGLE_PROCESS, arg, autodetect_device, base_dir, parse_args, seed_everything
+from picochat.common import SINGLE_PROCESS, arg, autodetect_device, base_dir, cpu_threads, parse_args, seed_everything
 from picochat.corpus import bits_per_byte, corpus_path, load_corpus
 from picochat.dataloader import pad_collate, pretraining_loader
 from picochat.engine import Engine
@@ -120,8 +120,10 @@ def probe_metrics(model, tokenizer, num_examples, epochs, seed, device):
 def main():
     args = parse_args(EvalConfig(), __doc__.strip().splitlines()[0])
     device = autodetect_device(args.device)
+    threads = cpu_threads(device)
     seed_everything(args.seed)
     print(f"config: {asdict(args)}", flush=True)
+    print(f"device: {device} | cpu threads: {threads}", flush=True)
     corpus = load_corpus(corpus_path(base_dir(), args.num_stories, args.vocab_size, args.seed))
     model = load_model(base_dir() / "checkpoints" / "latest.pt", device)
     model.eval()

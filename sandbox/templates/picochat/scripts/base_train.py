@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from picochat.common import (
-    arg, autocast_context, autodetect_device, base_dir, build_on_own_generator, parse_args, print0,
+    arg, autocast_context, autodetect_device, base_dir, build_on_own_generator, cpu_threads, parse_args, print0,
     seed_everything, setup_distributed, teardown_distributed,
 )
 from picochat.checkpoint import load_checkpoint, save_checkpoint
@@ -109,6 +109,7 @@ def main():
     if dist_info.enabled and device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
     dtype = resolve_dtype(args.dtype, device)
+    threads = cpu_threads(device)
     seed_everything(args.seed, dist_info.rank)
     print0(dist_info, f"config: {asdict(args)}")
 
@@ -134,7 +135,7 @@ def main():
     total_batch_size = args.total_batch_size or tokens_per_pass
     assert total_batch_size % tokens_per_pass == 0, "total_batch_size must be a multiple of one pass"
     grad_accum_steps = total_batch_size // tokens_per_pass
-    print0(dist_info, f"device: {device} | dtype: {dtype} | ranks: {dist_info.world_size}")
+    print0(dist_info, f"device: {device} | cpu threads: {threads} | dtype: {dtype} | ranks: {dist_info.world_size}")
     print0(dist_info, f"parameters: {raw_model.num_params():,} | vocab: {tokenizer.vocab_size}")
     print0(dist_info, f"train tokens: {len(corpus.train_tokens):,} | val tokens: {len(corpus.val_tokens):,}")
     print0(dist_info, f"tokens per step: {total_batch_size:,} => gradient accumulation steps: {grad_accum_steps}")

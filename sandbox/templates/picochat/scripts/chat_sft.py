@@ -19,7 +19,8 @@ import torch
 
 from picochat import dataset
 from picochat.common import (
-    arg, autocast_context, autodetect_device, base_dir, build_on_own_generator, parse_args, seed_everything,
+    arg, autocast_context, autodetect_device, base_dir, build_on_own_generator, cpu_threads, parse_args,
+    seed_everything,
 )
 from picochat.checkpoint import load_model
 from picochat.corpus import build_corpus, corpus_path, load_corpus
@@ -97,8 +98,10 @@ def build_model(args, tokenizer, device):
 def main():
     args = parse_args(SFTConfig(), __doc__.strip().splitlines()[0])
     device = autodetect_device(args.device)
+    threads = cpu_threads(device)
     seed_everything(args.seed)
     print(f"config: {asdict(args)}", flush=True)
+    print(f"device: {device} | cpu threads: {threads}", flush=True)
     path = corpus_path(base_dir(), args.num_stories, args.vocab_size, args.seed)
     if not path.exists():
         build_corpus(path, args.num_stories, args.vocab_size, args.seed)

@@ -27,7 +27,9 @@ from pydantic import BaseModel, Field
 from sandbox import runner
 from sandbox.baselines import baseline_key, cached
 from sandbox.scenarios import ScenarioError, split_flag
-from sandbox.training import Training, TrainingRequest, new_id, process_identity, save, trainings_dir
+from sandbox.training import (
+    Training, TrainingRequest, new_id, process_identity, run_single_stage, save, trainings_dir,
+)
 
 DATA_SUBDIR = "base_data_climbmix"  # nanochat/dataset.py: DATA_DIR = <base dir>/base_data_climbmix
 TRAIN_SHARDS = 2
@@ -97,8 +99,8 @@ class NanochatRequest(BaseModel):
 
 
 def stories(num_stories, seed):
-    """Train and validation texts from picochat's grammar (deduplicated, split before anything
-    is learned from them)."""
+    """Train and validation texts from the built-in codebase's story grammar (deduplicated,
+    split before anything is learned from them)."""
     from sandbox.views import corpus_grammar
 
     grammar = corpus_grammar()
@@ -177,15 +179,7 @@ def train(workspace, request: NanochatRequest, label="nanochat", on_progress=Non
     spec = runner.RunSpec(workspace=training.workspace, argv=argv, env=env, quota_dirs=[str(data_dir)], label=label,
                           limits=runner.Limits(wall_s=request.wall_s, memory_mb=request.memory_mb),
                           untrusted=not trusted)
-    run_id = runner.start_run(spec)
-    training.stages.append(run_id)
-    save(training)
-    poll = (lambda result: on_progress(0, 1, result)) if on_progress else None
-    result = runner.wait_run(run_id, on_poll=poll)
-    training.state, training.message = result.state, result.message
-    training.wall_s = time.time() - training.started
-    save(training)
-    return training
+    return run_single_stage(training, spec, on_progress)
 
 
 def baseline(codebase, request: NanochatRequest, on_progress=None) -> Training:
@@ -193,24 +187,3 @@ def baseline(codebase, request: NanochatRequest, on_progress=None) -> Training:
     return cached(baseline_key(codebase, request), codebase, request,
                   lambda workspace: train(workspace, request, label="baseline", on_progress=on_progress,
                                           trusted=True))
-
-
-def text_copy(checkout, destination):
-    """Copy a checkout's text files (blind workspaces hold text only; nanochat's dev/*.png are
-    not code) into `destination`, which must not exist. Returns the files left out."""
-    checkout, destination = Path(checkout), Path(destination)
-    if destination.exists():
-        raise FileExistsError(f"{destination} already exists")
-    skipped = []
-    for path in sorted(checkout.rglob("*")):
-        relative = path.relative_to(checkout)
-        if not path.is_file() or any(part in (".git", "__pycache__") for part in relative.parts):
-            continue
-        try:
-            text = path.read_text()
-        except UnicodeDecodeError:
-            skipped.append(relative.as_posix())
-            continue
-        (destination / relative).parent.mkdir(parents=True, exist_ok=True)
-        (destination / relative).write_text(text)
-    return skipped
