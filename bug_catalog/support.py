@@ -21,19 +21,16 @@ def hooked(*handles):
             handle.remove()
 
 
-# what a rank prints when gloo's CPU teardown aborts it (SIGABRT) after its last output
-TEARDOWN_ABORT = "terminate called without an active exception"
-ATTEMPTS = 3
+from bug_catalog.teardown import ATTEMPTS, aborted_in_teardown
 
 
 def run_ranks(command, on_retry=None, **kwargs):
     """subprocess.run(command, capture_output=True, text=True, **kwargs), run again (at most
-    ATTEMPTS times) when a rank aborted in gloo's teardown on the CPU: its work and output were
-    complete, and no bug in the catalogue makes a rank abort that way. Measured: 1 of about 90
-    two-rank runs of picochat on a loaded 2-core machine. on_retry() clears what a run left."""
+    ATTEMPTS times) when a rank aborted in gloo's teardown on the CPU (bug_catalog/teardown.py says
+    when). on_retry() clears what a run left."""
     for attempt in range(1, ATTEMPTS + 1):
         result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-        if result.returncode == 0 or TEARDOWN_ABORT not in result.stderr or attempt == ATTEMPTS:
+        if result.returncode == 0 or not aborted_in_teardown(result.stderr) or attempt == ATTEMPTS:
             return result
         if on_retry:
             on_retry()

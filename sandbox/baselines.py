@@ -18,6 +18,7 @@ import shutil
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from bug_catalog.teardown import ATTEMPTS, aborted_in_teardown
 from sandbox.codebase import copy_codebase
 from sandbox import runner
 from sandbox.runner import RunError
@@ -72,9 +73,29 @@ class BaselineFailed(RunError):
 
     def __init__(self, training):
         self.training = training
+        said = _last_stderr_line(training)
         super().__init__(f"the baseline (the pristine code's run of the same request) did not finish: "
-                         f"{training.state}, {training.message or 'no message'}; nothing was cached, so the next "
-                         "request runs it again")
+                         f"{training.state}, {training.message or 'no message'}"
+                         + (f" (its stderr ends: {said})" if said else "")
+                         + "; nothing was cached, so the next request runs it again")
+
+
+def _stderr_texts(training):
+    for run_id in training.stages:
+        try:
+            yield runner.read_log(run_id, "stderr", tail_lines=40)
+        except (RunError, OSError):
+            continue
+
+
+def _aborted_in_teardown(training):
+    """A run that failed only because gloo aborted a rank at teardown (bug_catalog/teardown.py)."""
+    return training.state == "failed" and any(aborted_in_teardown(text) for text in _stderr_texts(training))
+
+
+def _last_stderr_line(training):
+    lines = [line.strip() for text in _stderr_texts(training) for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
 
 
 def cached(key, codebase, request, run):
@@ -93,9 +114,12 @@ def cached(key, codebase, request, run):
             if imported is not None:
                 return imported
         workspace = root / key / "workspace"
-        shutil.rmtree(workspace, ignore_errors=True)
-        copy_codebase(codebase, workspace)
-        training = run(workspace)
+        for attempt in range(1, ATTEMPTS + 1):
+            shutil.rmtree(workspace, ignore_errors=True)
+            copy_codebase(codebase, workspace)
+            training = run(workspace)
+            if training.state == "finished" or not _aborted_in_teardown(training):
+                break
         if training.state != "finished":
             raise BaselineFailed(training)
         entry.write_text(json.dumps({"training": training.id, "request": request.model_dump()}))

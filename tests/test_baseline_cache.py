@@ -40,3 +40,43 @@ def test_a_failed_baseline_is_not_shared(tmp_path, monkeypatch):
         with pytest.raises(BaselineFailed):
             baseline(codebase, TrainingRequest(steps=1))
     assert not list((tmp_path / "cache").glob("*.json"))
+
+
+def script_that_aborts_in_teardown(counter, aborts):
+    """Prints its step, then on its first `aborts` runs says what gloo says when it aborts a rank
+    at teardown and exits as torchrun does then; `counter` (outside the workspace) counts runs."""
+    return ("import pathlib, sys\n"
+            f"counter = pathlib.Path({str(counter)!r})\n"
+            "runs = int(counter.read_text()) + 1 if counter.exists() else 1\n"
+            "counter.write_text(str(runs))\n"
+            "print('step 00001/00001 | loss: 1.5', flush=True)\n"
+            f"if runs <= {aborts}:\n"
+            "    print('terminate called without an active exception', file=sys.stderr)\n"
+            "    sys.exit(1)\n")
+
+
+def test_a_baseline_that_gloo_aborted_at_teardown_is_run_again(tmp_path, monkeypatch):
+    counter = tmp_path / "runs"
+    codebase = fake_codebase(tmp_path / "codebase", script_that_aborts_in_teardown(counter, aborts=1))
+    in_state(monkeypatch, tmp_path / "state")
+    training = baseline(codebase, TrainingRequest(steps=1))
+    assert training.state == "finished" and counter.read_text() == "2"
+
+
+def test_a_baseline_that_keeps_aborting_fails_and_says_what_its_stderr_ended_with(tmp_path, monkeypatch):
+    counter = tmp_path / "runs"
+    codebase = fake_codebase(tmp_path / "codebase", script_that_aborts_in_teardown(counter, aborts=99))
+    in_state(monkeypatch, tmp_path / "state")
+    with pytest.raises(BaselineFailed, match="its stderr ends: terminate called without an active exception"):
+        baseline(codebase, TrainingRequest(steps=1))
+    assert counter.read_text() == "3"  # ATTEMPTS runs, then it gives up
+
+
+def test_a_baseline_that_fails_otherwise_is_not_run_again(tmp_path, monkeypatch):
+    counter = tmp_path / "runs"
+    codebase = fake_codebase(tmp_path / "codebase", script_that_aborts_in_teardown(counter, aborts=0)
+                             + "raise SystemExit('no data')\n")
+    in_state(monkeypatch, tmp_path / "state")
+    with pytest.raises(BaselineFailed, match="its stderr ends: no data"):
+        baseline(codebase, TrainingRequest(steps=1))
+    assert counter.read_text() == "1"
