@@ -15,7 +15,8 @@ def ml_debugging(bugs: str | list | None = None, category: str | None = None, pr
                  bugs_per_episode: int | list = 1, seed: int = 0, split: str = "held_out",
                  time_limit: float = 20, agent: str = "react", shard: str | None = None,
                  codebase: str = "builtin",
-                 diagnoses_per_bug: int = DEFAULT_DIAGNOSES_PER_BUG):
+                 diagnoses_per_bug: int = DEFAULT_DIAGNOSES_PER_BUG, source: str = "catalogue",
+                 synth_bugs: int = 10):
     """Blind ML-debugging episodes on picochat (or a nanochat checkout): each sample is a fresh workspace holding no bug (a
     control), one, or two (compound), and the agent's candidate-role MCP tools.
 
@@ -36,6 +37,10 @@ def ml_debugging(bugs: str | list | None = None, category: str | None = None, pr
             that apply to it are drawn; `bugdrill doctor --codebase PATH` lists them).
         diagnoses_per_bug: the agent's diagnosis budget per injected bug (a control: one bug's
             worth); past it submit_diagnosis refuses, and each wrong claim costs credit.
+        source: catalogue (default), or synth: episodes on synthesized bugs drawn from the
+            codebase's pool (`bugdrill synth` builds it); bugs, category and priority are then refused.
+        synth_bugs: with source=synth, how many synthesized bugs are drawn (one episode each).
     """
     return build_task(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode, seed, split,
-                      time_limit, agent, shard, codebase=codebase, diagnoses_per_bug=diagnoses_per_bug)
+                      time_limit, agent, shard, codebase=codebase, diagnoses_per_bug=diagnoses_per_bug,
+                      source=source, synth_bugs=synth_bugs)

@@ -31,6 +31,9 @@ def add_commands(commands, command):
     p.add_argument("--episodes-per-bug", type=int, default=1)
     p.add_argument("--bugs-per-episode", default="1", help="0 (controls), 1, 2 (compound), or several: 0,1,2")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", default="catalogue", choices=["catalogue", "synth"],
+                   help="synth: episodes on synthesized bugs from the codebase's pool (bugdrill synth builds it)")
+    p.add_argument("--synth-bugs", type=int, default=10, help="with --source synth: how many bugs are drawn")
     p.add_argument("--split", default="held_out", choices=["held_out", "public", "all"])
     p.add_argument("--time-limit", type=float, default=20, help="minutes per episode")
     p.add_argument("--diagnoses-per-bug", type=int, default=DEFAULT_DIAGNOSES_PER_BUG,
@@ -68,7 +71,8 @@ def cmd_eval(args):
     task = build_task(args.bugs, args.category, args.priority, args.difficulty, args.kind, args.episodes_per_bug,
                       counts, args.seed, args.split, args.time_limit, args.agent if in_process else "reference",
                       args.shard, command,
-                      codebase=args.codebase, diagnoses_per_bug=args.diagnoses_per_bug)
+                      codebase=args.codebase, diagnoses_per_bug=args.diagnoses_per_bug, source=args.source,
+                      synth_bugs=args.synth_bugs)
     # no model is called by these agents; Inspect needs one named, and mockllm needs no network
     logs = inspect_ai.eval(task, model="mockllm/model", log_dir=args.log_dir, max_samples=args.max_samples,
                            display="plain" if sys.stderr.isatty() else "none")

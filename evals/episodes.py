@@ -22,6 +22,7 @@ from sandbox import codebases
 from sandbox.pairs import compatible
 
 KINDS = ("production_debugging", "code_review")
+SOURCES = ("catalogue", "synth")
 # one control episode for every this many bug episodes (at least one when controls are asked for)
 BUG_EPISODES_PER_CONTROL = 5
 
@@ -32,9 +33,9 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Pick:
-    bug: int
-    variant: int  # 1-based, as start_interview and the catalogue number them
-    variant_name: str
+    bug: int | str  # a catalogue id, or a synthesized bug's id (source="synth")
+    variant: int  # 1-based, as start_interview and the catalogue number them; 0 for a synthesized bug
+    variant_name: str  # a synthesized bug's: its operator family
 
 
 @dataclass(frozen=True)
@@ -148,3 +149,41 @@ def _partner(first, choices, target, rng):
             return second
     raise PlanError(f"no bug among those chosen can share an episode with bug {record.id} (different file, "
                     "each check passing with only the other bug present); choose more bugs")
+
+
+def plan_synth(kind="production_debugging", synth_bugs=10, bugs_per_episode=(1,), seed=0, codebase="builtin",
+               difficulty=None):
+    """Episodes drawn from the synthesized-bug pool of the codebase (bug_synth): `synth_bugs` bug
+    episodes of each count asked for, a compound one pairing bugs of different files, and controls
+    as for the catalogue. Raises PlanError when the pool cannot give them."""
+    from bug_synth.pool import Pool
+
+    if kind not in KINDS:
+        raise PlanError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if not isinstance(synth_bugs, int) or synth_bugs < 1:
+        raise PlanError(f"synth_bugs must be a whole number of at least 1, not {synth_bugs!r}")
+    counts = _as_counts(bugs_per_episode)
+    target = eval_codebase(codebase)
+    bugs = sorted((b for b in Pool(target.codebase, target.source).kept()
+                   if difficulty is None or b.difficulty == difficulty), key=lambda b: b.id)
+    if len(bugs) < synth_bugs:
+        raise PlanError(f"the synthesized-bug pool of this {target.codebase.name} checkout holds {len(bugs)} bugs"
+                        f"{f' of difficulty {difficulty}' if difficulty else ''}, fewer than synth_bugs={synth_bugs}: "
+                        "build more with `bugdrill synth`")
+    rng = random.Random(f"plan-synth:{seed}")
+    drafts = []
+    for count in counts:
+        if count == 0:
+            drafts += [()] * max(1, math.ceil(synth_bugs / BUG_EPISODES_PER_CONTROL))
+            continue
+        for first in rng.sample(bugs, synth_bugs):
+            if count == 1:
+                drafts.append((first,))
+                continue
+            others = [b for b in bugs if b.file != first.file]
+            if not others:
+                raise PlanError("a compound episode needs synthesized bugs in two different files; the pool has "
+                                "bugs in one file only")
+            drafts.append((first, rng.choice(others)))
+    return [Episode(number, kind, rng.randrange(2**31), tuple(Pick(b.id, 0, b.family) for b in picks))
+            for number, picks in enumerate(drafts, 1)]

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from bug_catalog.catalog import load_catalog
 from bug_catalog.checking import run_checks
+from bug_synth.synth_bug import catalogue_only
 from sandbox import codebases
 from sandbox.workspace import read_codebase
 from server.interviews import bug_checks
@@ -86,10 +87,12 @@ def judge(interviews, interview):
                               false_positive=bool(diagnoses or broken))
     catalog = load_catalog()
     codebase = codebases.of_key(key)
-    own = {b["id"]: codebase.check_for(catalog[b["id"]]) for b in key["bugs"]}
-    results = run_checks(str(interview.workspace), sorted(set(own.values())))
+    # a synthesized bug has no check of its own: the runs judge it (and _broken, every check)
+    own = {b["id"]: codebase.check_for(catalog[b["id"]]) for b in catalogue_only(key)["bugs"]}
+    results = run_checks(str(interview.workspace), sorted(set(own.values()))) if own else {}
     behaviour = _behaviour(interview, key) if all(results[c]["passed"] for c in own.values()) else None
-    fixed = {bug: results[check]["passed"] and behaviour is not None and behaviour.passed for bug, check in own.items()}
+    fixed = {b["id"]: (b["id"] not in own or results[own[b["id"]]]["passed"]) and behaviour is not None
+             and behaviour.passed for b in key["bugs"]}
     broken = _broken(interview, key, behaviour) if all(fixed.values()) else ["not every bug is fixed"]
     verdicts = []
     for bug in key["bugs"]:

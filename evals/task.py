@@ -29,7 +29,7 @@ from bug_catalog.catalog import load_catalog
 from bug_catalog.selection import choose
 from evals.command_agent import command_agent, require_isolation
 from sandbox import jail
-from evals.episodes import eval_codebase, plan
+from evals.episodes import SOURCES, eval_codebase, plan, plan_synth
 from evals.judge import judge
 from evals.shards import select_shard
 from evals.statement import statement
@@ -68,11 +68,13 @@ def require_jail():
 
 def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="production_debugging",
                episodes_per_bug=1, bugs_per_episode=1, seed=0, split="held_out", time_limit=20, agent="react",
-               shard=None, agent_command=None, codebase="builtin", diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG):
+               shard=None, agent_command=None, codebase="builtin", diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG,
+               source="catalogue", synth_bugs=10):
     """The Task; bad parameters raise ValueError before any episode starts. agent_command: a
     command-line agent run isolated (evals/command_agent.py) instead of `agent`; codebase:
     "builtin" or the absolute path of a checkout a codebase recognises (sandbox/codebases); diagnoses_per_bug: the
-    agent's diagnosis budget per injected bug (a control gets one bug's worth)."""
+    agent's diagnosis budget per injected bug (a control gets one bug's worth); source: "catalogue",
+    or "synth" (synth_bugs episodes drawn from the codebase's synthesized-bug pool, bug_synth)."""
     if agent not in AGENTS:
         raise ValueError(f"agent must be one of {', '.join(AGENTS)}, not {agent!r}")
     if isinstance(diagnoses_per_bug, bool) or not isinstance(diagnoses_per_bug, int) or diagnoses_per_bug < 1:
@@ -82,9 +84,18 @@ def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="p
     if agent_command is not None:
         require_isolation()
     require_jail()
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     target = eval_codebase(codebase)
-    episodes = select_shard(plan(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode,
-                                 seed, split, target.name), shard)
+    if source == "synth":
+        if bugs or category or priority:
+            raise ValueError("source=synth draws from the synthesized-bug pool: bugs, category and priority are "
+                             "the catalogue's; give synth_bugs (and difficulty) instead")
+        planned = plan_synth(kind, synth_bugs, bugs_per_episode, seed, target.name, difficulty)
+    else:
+        planned = plan(bugs, category, priority, difficulty, kind, episodes_per_bug, bugs_per_episode, seed, split,
+                       target.name)
+    episodes = select_shard(planned, shard)
     samples = [_sample(episode, time_limit, target, diagnoses_per_bug) for episode in episodes]
     agent_solver = command_agent(agent_command, time_limit) if agent_command else debugging_agent(agent)
     # the agent has time_limit minutes (a minute more for the MCP server's start); the judge
@@ -97,7 +108,7 @@ def build_task(bugs=None, category=None, priority=None, difficulty=None, kind="p
 
 def _sample(episode, time_limit, target, diagnoses_per_bug):
     catalog = load_catalog()
-    records = [catalog[p.bug] for p in episode.picks]
+    records = [catalog[p.bug] if isinstance(p.bug, int) else synthesized(target, p.bug) for p in episode.picks]
     group = {0: "control", 1: None, 2: "compound"}[len(records)]
     return Sample(
         id=f"episode-{episode.number:03d}",
@@ -108,6 +119,15 @@ def _sample(episode, time_limit, target, diagnoses_per_bug):
                   "picks": [[p.bug, p.variant] for p in episode.picks],
                   "category": group or records[0].category, "difficulty": group or records[0].difficulty,
                   "time_limit_minutes": time_limit, "diagnoses_per_bug": diagnoses_per_bug})
+
+
+def synthesized(target, bug_id):
+    """A pool's bug as the sample's metadata groups it (category "synthesized", its measured difficulty)."""
+    from types import SimpleNamespace
+
+    from bug_synth.pool import Pool
+
+    return SimpleNamespace(category="synthesized", difficulty=Pool(target.codebase, target.source).get(bug_id).difficulty)
 
 
 @solver
@@ -130,7 +150,8 @@ def start_episode():
     async def solve(state, generate):
         meta = state.metadata
         interviews = Interviews(workspaces_root=episodes_root())
-        chosen = [choose(str(bug), variant) for bug, variant in meta["picks"]]
+        chosen = [interviews.synthesized(meta["codebase"], bug, meta["seed"]) if isinstance(bug, str)
+                  else choose(str(bug), variant) for bug, variant in meta["picks"]]
         interview = await anyio.to_thread.run_sync(
             lambda: interviews.start_with(meta["kind"], chosen, meta["seed"], meta["codebase"],
                                           time_limit_s=meta["time_limit_minutes"] * 60,

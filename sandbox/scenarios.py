@@ -178,6 +178,25 @@ def settable():
     return [name for name, flag in FLAGS.items() if not flag.refused]
 
 
+def check_ranged_flags(steps, args, max_steps, accepted, where):
+    """Refuse steps past the cap and any flag that is not in `accepted` ({name: (low, high)}) or lies
+    outside its range: the whole flag check of a codebase whose flags are numbers (`where` names it)."""
+    if not 1 <= steps <= max_steps:
+        raise ScenarioError(f"steps must be between 1 and {max_steps} on {where}")
+    for arg in args:
+        name, value = split_flag(arg)
+        if name not in accepted:
+            raise ScenarioError(f"--{name} is not accepted on {where}; flags: "
+                                + (", ".join("--" + n for n in accepted) or "none"))
+        low, high = accepted[name]
+        try:
+            number = type(low)(value)
+        except ValueError:
+            raise ScenarioError(f"--{name} takes a number, got {value!r}") from None
+        if not low <= number <= high:  # NaN fails this too
+            raise ScenarioError(f"--{name} must be between {low:g} and {high:g}, got {value}")
+
+
 def split_flag(arg):
     if not isinstance(arg, str) or not arg.startswith("--") or "=" not in arg or any(c in arg for c in "\n\0"):
         raise ScenarioError(f"flags must look like --name=value, got {arg!r}")

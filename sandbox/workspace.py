@@ -27,13 +27,14 @@ class WorkspaceError(Exception):
 
 @dataclass
 class InjectedBug:
-    id: int
+    id: int | str  # a catalogue record's id, or a synthesized bug's (bug_synth)
     slug: str
     variant: str
     edit: str
     file: str
     diff: str
     pristine: str
+    synth: dict | None = None  # a synthesized bug's facts (bug_synth/synth_bug.py); None in the catalogue
 
 
 def read_codebase(codebase):
@@ -51,9 +52,13 @@ def read_codebase(codebase):
 
 
 def apply_variants(files, chosen):
-    """Apply each (record, variant) to the in-memory files; returns the InjectedBug list."""
+    """Apply each (record, variant) to the in-memory files; returns the InjectedBug list. A
+    synthesized bug comes as (SynthBug, its mutated text) and brings its own entry."""
     injected = []
     for record, variant in chosen:
+        if isinstance(variant, str):
+            injected.append(record.injected(files, variant))
+            continue
         edit = EDITS[variant.edit]
         if edit.file not in files:
             raise WorkspaceError(f"the codebase has no {edit.file}, which bug {record.id} needs")

@@ -11,6 +11,8 @@
     bugdrill check --workspace DIR                      fixed or not, without naming the bug
     bugdrill export-patches DIR [--split public]        one `git apply`-able patch per public variant
     bugdrill validate [--bugs 1,2] [--all-variants] [--markdown FILE]   the symptom matrix against baselines
+    bugdrill synth [--codebase builtin|PATH] [--families F,G] [--budget-minutes N] [--workers N]
+                                                        build the pool of synthesized bugs (measured mutants)
     bugdrill bench [--bugs 1,2] [--matrix]              server start, probe overhead, step times, time to a symptom
     bugdrill eval [--agent reference|"COMMAND"] [--bugs 1,4] [--bugs-per-episode 0,1,2] [--shard i/n]
                                                         blind episodes scored by behaviour (Inspect AI log)
@@ -37,7 +39,9 @@ from bug_catalog.catalog import UnknownBug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.selection import choose, matching
 from bug_catalog.split import SPLITS, variants_in
+from bug_synth.synth_bug import from_entry
 from evals.cli import add_commands as add_eval_commands
+from server.synth_command import add_command as add_synth_command
 from sandbox import codebases
 from sandbox.codebase import copy_codebase
 from sandbox.workspace import (
@@ -124,14 +128,10 @@ def cmd_inject(args):
     codebase = codebases.builtin() if args.codebase == "builtin" else codebases.recognise(source)
     if codebase is None:
         raise UsageError(f"{args.codebase} is not a recognised checkout ({codebases.looked_for()})")
-    record, variant = choose(args.bug, args.variant, args.seed, category=categories_named(args.category),
-                             priority=args.priority, difficulty=args.difficulty)
-    try:  # the codebase's own edit of the variant, if it has one for this checkout
-        record, variant = codebases.applicable_pick(codebase, source, record, variant, args.variant is None,
-                                                    args.seed)
-        variant = codebase.injected(record, variant)
-    except codebases.CodebaseError as error:
-        raise UsageError(f"{error} (bugdrill doctor --codebase {args.codebase} lists what applies)") from None
+    if args.bug == "synth" or args.bug.startswith("synth:"):
+        record, variant = synthesized_pick(codebase, source, args.bug.partition(":")[2], args.seed, args.difficulty)
+    else:
+        record, variant = builtin_pick(args, codebase, source)
     name = "builtin" if args.codebase == "builtin" else codebase.name if codebase.source is None else args.codebase
     key = create_workspace(args.workspace, source, [(record, variant)], name, args.seed, codebase_kind=codebase.name)
     if args.reveal:
@@ -142,13 +142,42 @@ def cmd_inject(args):
     return 0
 
 
+def synthesized_pick(codebase, source, bug_id, seed, difficulty):
+    """(SynthBug, its mutated text) from the checkout's pool (bug_synth): the one named, or drawn."""
+    from bug_synth.pool import Pool, PoolError
+
+    pool = Pool(codebase, source)
+    try:
+        bug = pool.get(bug_id) if bug_id else pool.draw(seed or 0, difficulty=difficulty)
+    except PoolError as error:
+        raise UsageError(str(error)) from None
+    return bug, pool.text(bug.id)
+
+
+def builtin_pick(args, codebase, source):
+    """The catalogue's (record, variant) as the codebase's own edit."""
+    record, variant = choose(args.bug, args.variant, args.seed, category=categories_named(args.category),
+                             priority=args.priority, difficulty=args.difficulty)
+    try:  # the codebase's own edit of the variant, if it has one for this checkout
+        record, variant = codebases.applicable_pick(codebase, source, record, variant, args.variant is None,
+                                                    args.seed)
+        variant = codebase.injected(record, variant)
+    except codebases.CodebaseError as error:
+        raise UsageError(f"{error} (bugdrill doctor --codebase {args.codebase} lists what applies)") from None
+    return record, variant
+
+
 def cmd_reveal(args):
+    from server.interviews import synthesized_reveal
+
     key = load_answer_key(args.workspace)
     catalog = load_catalog()
     codebase = codebases.of_key(key)
     bugs = [{**{k: v for k, v in b.items() if k != "pristine"}, "title": catalog[b["id"]].title,
              "explanation": catalog[b["id"]].explanation.strip(),
-             "symptom_on_this_codebase": codebase.symptom_here(b["id"])}
+             "symptom_on_this_codebase": codebase.symptom_here(b["id"])} if not b.get("synth") else
+            {**{k: v for k, v in b.items() if k not in ("pristine", "synth")},
+             **synthesized_reveal(from_entry(b), b)}
             for b in key["bugs"]]
     text = "\n\n".join(f"bug {b['id']}: {b['title']} (variant {b['variant']})\n{b['diff']}\n{b['explanation']}"
                        + (f"\n{b['symptom_on_this_codebase']}" if b["symptom_on_this_codebase"] else "")
@@ -167,11 +196,31 @@ def cmd_check(args):
     key = load_answer_key(args.workspace)
     catalog = load_catalog()
     codebase = codebases.of_key(key)
-    names = [codebase.check_for(catalog[b["id"]]) for b in key["bugs"]]
-    results = run_checks(args.workspace, names)
+    synth = any(b.get("synth") for b in key["bugs"])
+    # a synthesized bug has no check of its own: every check must pass, and its runs match pristine ones
+    names = sorted(codebase.checks()) if synth else [codebase.check_for(catalog[b["id"]]) for b in key["bugs"]]
+    results = run_checks(args.workspace, names, jobs=2) if names else {}
     fixed = all(results[name]["passed"] for name in names)
+    if fixed and synth:
+        fixed = runs_match_pristine(key, args.workspace)
     emit(args, {"fixed": fixed}, "fixed" if fixed else "not fixed")
     return 0 if fixed else 1
+
+
+def runs_match_pristine(key, workspace):
+    """Whether the workspace's fix-judging runs (bug_synth.synth_bug.fix_requests) match the pristine ones."""
+    from bug_synth.synth_bug import fix_requests
+    from sandbox.matching import runs_match
+    from sandbox.training import training_data
+
+    codebase = codebases.of_key(key)
+    source = codebases.source_of(key)
+    for request in fix_requests(codebase, key):
+        base = codebase.baseline(source, request)
+        run = codebase.train(workspace, request, label="check")
+        if not runs_match(training_data(run), training_data(base)).same:
+            return False
+    return True
 
 
 def cmd_export_patches(args):
@@ -339,6 +388,7 @@ def build_parser():
     p.add_argument("--pairs", type=int, default=3, help="interleaved runs with and without the probe")
     p.add_argument("--matrix", action="store_true", help="also time the whole validation matrix")
     add_eval_commands(commands, command)
+    add_synth_command(command)
     p = commands.add_parser("selfcheck", help="check this machine's device runs bugdrill: one plan, one table")
     p.set_defaults(handler=cmd_selfcheck)
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu: the same plan on CPU baselines")

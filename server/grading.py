@@ -26,7 +26,7 @@ MAX_CLAIM_CHARS = 1000
 @dataclass(frozen=True)
 class Target:
     """One injected bug as the grader sees it."""
-    bug_id: int
+    bug_id: int | str  # a synthesized bug's id is a string
     title: str
     explanation: str
     file: str

@@ -20,6 +20,7 @@ from pathlib import Path
 from bug_catalog.catalog import get_bug, load_catalog
 from bug_catalog.checking import run_checks
 from bug_catalog.selection import choose, matching
+from bug_synth.synth_bug import SLUG as SYNTH_SLUG, catalogue_only, from_entry
 from sandbox import codebases
 from sandbox.codebase import overlaps
 from sandbox.codebases import CodebaseError
@@ -34,6 +35,7 @@ INTERVIEW_ID = re.compile(r"^[0-9a-f]{12}$")
 DEFAULT_TIME_LIMIT_S = 20 * 60
 DEFAULT_DIAGNOSES_PER_BUG = 3
 NO_BUG = "none"
+SYNTH = "synth"  # bug="synth" draws a synthesized bug from the codebase's pool; "synth:<id>" names one
 KINDS = ("code_review", "production_debugging", "practice")
 
 # hints for an interview with no bug (a control): the same shape as a record's ladder
@@ -149,7 +151,8 @@ def bug_checks(interview, key, report=None):
     something else."""
     catalog = load_catalog()
     codebase = codebases.of_key(key)
-    own = {codebase.check_for(catalog[b["id"]]): b["id"] for b in key["bugs"]}
+    # a synthesized bug has no check of its own: every check still passing, and the runs, judge it
+    own = {codebase.check_for(catalog[b["id"]]): b["id"] for b in catalogue_only(key)["bugs"]}
     names = sorted(every_check(key) | set(own))
     if report:
         report(0, 1, f"running {len(names)} behavioural checks")
@@ -302,12 +305,31 @@ class Interviews:
             if variant is not None or category or priority or difficulty:
                 raise InterviewError("bug='none' starts an interview with no bug: give no variant or filters")
             return self.start_with(kind, [], seed, codebase, time_limit_s, diagnoses_per_bug, clock_starts)
+        if str(bug) == SYNTH or str(bug).startswith(SYNTH + ":"):
+            if variant is not None or category or priority:
+                raise InterviewError("a synthesized bug has no variant, category or priority: give at most a "
+                                     "difficulty")
+            chosen = [self.synthesized(codebase, str(bug).partition(":")[2] or None, seed, difficulty)]
+            return self.start_with(kind, chosen, seed, codebase, time_limit_s, diagnoses_per_bug, clock_starts)
         try:
             chosen = [self._choose(kind, bug, variant, seed, codebase, category=category, priority=priority,
                                    difficulty=difficulty)]
         except ValueError as error:  # a variant out of range
             raise InterviewError(str(error)) from None
         return self.start_with(kind, chosen, seed, codebase, time_limit_s, diagnoses_per_bug, clock_starts)
+
+    def synthesized(self, codebase, bug_id, seed, difficulty=None):
+        """(SynthBug, its mutated text) from the pool of the codebase's checkout: the one named, or
+        one drawn with the seed."""
+        from bug_synth.pool import Pool, PoolError
+
+        source, _, found = self._codebase(codebase)
+        pool = Pool(found, source)
+        try:
+            bug = pool.get(bug_id) if bug_id else pool.draw(seed, difficulty=difficulty)
+            return bug, pool.text(bug.id)
+        except (PoolError, OSError) as error:
+            raise InterviewError(str(error)) from None
 
     def start_with(self, kind, chosen, seed, codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S,
                    diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG, clock_starts=None):
@@ -323,8 +345,9 @@ class Interviews:
         if isinstance(diagnoses_per_bug, bool) or not isinstance(diagnoses_per_bug, int) or diagnoses_per_bug < 1:
             raise InterviewError(f"diagnoses_per_bug must be a whole number of at least 1, not {diagnoses_per_bug!r}")
         source, name, found = self._codebase(codebase)
-        try:  # the catalogue's picks as the codebase's own edits
-            chosen = [(record, found.injected(record, variant)) for record, variant in chosen]
+        try:  # the catalogue's picks as the codebase's own edits; a synthesized bug is its own edit
+            chosen = [(record, variant if isinstance(variant, str) else found.injected(record, variant))
+                      for record, variant in chosen]
         except CodebaseError as error:
             raise InterviewError(f"{error}: bugdrill doctor --codebase {codebase} lists what applies") from None
         interview_id = secrets.token_hex(6)
@@ -343,7 +366,8 @@ class Interviews:
         with self.store.transaction() as db:
             self.store.insert_interview(row, db=db)
             for bug_entry in row["bugs"]:
-                self.store.count_attempt(bug_entry["id"], db=db)
+                if isinstance(bug_entry["id"], int):  # progress is kept per catalogue bug
+                    self.store.count_attempt(bug_entry["id"], db=db)
         return Interview.from_row(row)
 
     # what the candidate can ask for
@@ -361,7 +385,8 @@ class Interviews:
         with self.lock(interview_id):
             interview = self.require_open(interview_id)
             catalog = load_catalog()
-            ladders = [catalog[b["id"]].hints for b in interview.bugs] or [GENERIC_HINTS]
+            ladders = [from_entry(b).hints() if b.get("synth") else catalog[b["id"]].hints
+                       for b in self.key(interview)["bugs"]] or [GENERIC_HINTS]
             total = min(len(ladder) for ladder in ladders)
             number = self.store.count_events(interview_id, "hint") + 1
             if number > total:
@@ -373,11 +398,19 @@ class Interviews:
         catalog = load_catalog()
         targets = []
         for bug in self.key(interview)["bugs"]:
-            record = catalog[bug["id"]]
             text = locate.bugged_text(bug)
             marks = locate.anchors(bug["diff"])
             names = locate.enclosing_functions(text, marks)
             all_functions = tuple(name for name, _, _ in locate.functions(text))
+            synth = from_entry(bug)
+            if synth:
+                if synth.function:
+                    names.add(synth.function)
+                targets.append(grading.Target(synth.id, "a synthesized bug", synth.cause, bug["file"], tuple(marks),
+                                              frozenset(names), all_functions,
+                                              tuple(tuple(g) for g in synth.cause_terms)))
+                continue
+            record = catalog[bug["id"]]
             if record.file == bug["file"]:
                 names.add(record.function)
             targets.append(grading.Target(record.id, record.title, record.explanation.strip(), bug["file"],
@@ -406,7 +439,8 @@ class Interviews:
                 if result.found and not revealed:
                     on_clock = interview.seconds_on_clock(now)
                     self.store.set_time_to_find(interview_id, on_clock, db=db)
-                    self.store.raise_status(result.target.bug_id, "found", on_clock, db=db)
+                    if isinstance(result.target.bug_id, int):
+                        self.store.raise_status(result.target.bug_id, "found", on_clock, db=db)
             return result, self.store.count_events(interview_id, "diagnosis")
 
     def verify(self, interview_id, max_verify=None, stages=(bug_checks,), report=None):
@@ -425,7 +459,7 @@ class Interviews:
                     {"name": r.name, "passed": r.passed, "detail": r.detail, "bug_id": r.bug_id} for r in results]},
                     db=db)
                 for bug in interview.bugs:
-                    if all(r.passed for r in results if r.bug_id in (None, bug["id"])):
+                    if isinstance(bug["id"], int) and all(r.passed for r in results if r.bug_id in (None, bug["id"])):
                         self.store.raise_status(bug["id"], "fixed", db=db)
             return fixed, results, used + 1
 
@@ -437,6 +471,9 @@ class Interviews:
             revealed = []
             key = self.key(interview)
             for bug in key["bugs"]:
+                if bug.get("synth"):
+                    revealed.append(synthesized_reveal(from_entry(bug), bug))
+                    continue
                 record = catalog[bug["id"]]
                 variant = next((v for v in record.variants if v.name == bug["variant"]), None)
                 revealed.append({
@@ -463,7 +500,8 @@ class Interviews:
                 self.store.add_event(interview_id, "note", {"symptoms": symptoms, "key_learning": key_learning},
                                      db=db)
                 for entry in interview.bugs:
-                    self.store.add_note(entry["id"], note, db=db)
+                    if isinstance(entry["id"], int):
+                        self.store.add_note(entry["id"], note, db=db)
             return [entry["id"] for entry in interview.bugs]
 
     # summary and end
@@ -505,3 +543,17 @@ class Interviews:
                 self.store.add_event(interview_id, "end", {"verdict": summary["verdict"]}, db=db, at=now)
                 self.store.end_interview(interview_id, now, summary["verdict"], db=db)
             return self.get(interview_id), summary
+
+
+def synthesized_reveal(synth, entry):
+    """What `reveal` says of a synthesized bug: the operator, the diff, the cause, and what the run
+    that kept it measured (scenario, steps, symptom classes and summary)."""
+    return {"id": synth.id, "slug": SYNTH_SLUG, "title": f"a synthesized bug ({synth.family})", "category": "",
+            "priority": None, "difficulty": synth.difficulty, "variant": synth.family,
+            "variant_description": f"operator {synth.family}: `{synth.before}` became `{synth.after}`",
+            "file": entry["file"], "diff": entry["diff"], "explanation": synth.cause,
+            "symptom": f"{synth.summary} (measured: {', '.join(synth.commands)}; {synth.steps} steps logged; "
+                       f"symptom classes {', '.join(synth.symptoms)}; difficulty {synth.difficulty}: "
+                       f"{synth.evidence})",
+            "symptom_on_this_codebase": "", "investigation": [hint for hint in synth.hints()],
+            "hints": synth.hints(), "function": synth.function, "line": synth.line}

@@ -83,11 +83,11 @@ class HintResult(BaseModel):
 
 
 class RevealedBug(BaseModel):
-    id: int
+    id: int | str = Field(description="a catalogue id, or a synthesized bug's ('s' and 11 hex digits)")
     slug: str
     title: str
-    category: str
-    priority: int
+    category: str = Field(description="the catalogue's category; empty for a synthesized bug")
+    priority: int | None = Field(description="the catalogue's priority; null for a synthesized bug")
     difficulty: str
     variant: str
     variant_description: str
@@ -214,7 +214,7 @@ class Verification(BaseModel):
 
 class CheckOutcome(BaseModel):
     name: str
-    bug_id: int | None
+    bug_id: int | str | None
     passed: bool
     detail: str
 
@@ -236,7 +236,7 @@ class DiagnosisResult(BaseModel):
 
 
 class DiagnosisReview(DiagnosisResult):
-    matched_bug_id: int | None = Field(description="the bug the diagnosis was graded against (its best match)")
+    matched_bug_id: int | str | None = Field(description="the bug the diagnosis was graded against (its best match)")
     matched_bug_title: str | None
     explanation: str | None = Field(description="the catalogue's explanation of that bug, for scoring")
 

@@ -14,6 +14,7 @@ import json
 import re
 from contextlib import contextmanager
 
+from bug_synth.synth_bug import fix_requests, opening_request
 from sandbox import baselines, codebases
 from sandbox.codebases import CodebaseError
 from sandbox.matching import Match, runs_match
@@ -64,7 +65,7 @@ class Runs:
         key = self.interviews.key(interview)
         codebase = codebases.of_key(key)
         try:
-            return codebase.request(codebase.default_request(key), scenario, steps, args, seed)
+            return codebase.request(opening_request(codebase, key), scenario, steps, args, seed)
         except CodebaseError as error:
             raise InterviewError(str(error)) from None
 
@@ -206,7 +207,7 @@ def last_logged_step(run_id):
 
 def behaviour_requests(key):
     """The runs a fix is judged by: the codebase's short runs for the answer key (sandbox/codebases)."""
-    return codebases.of_key(key).behaviour_requests(key)
+    return fix_requests(codebases.of_key(key), key)
 
 
 def short_run_stage(interview, key, report=None):

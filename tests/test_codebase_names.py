@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("nanochat", "picochat")
-LAYERS = ("server", "evals", "sandbox", "bug_catalog", "bugdrill")
+LAYERS = ("server", "evals", "sandbox", "bug_catalog", "bug_synth", "bugdrill")
 OWN_PLACES = ("sandbox/codebases/", "sandbox/templates/", "bug_catalog/bugs/", "bug_catalog/targets/",
               "bug_catalog/support.py", "sandbox/scenarios.py", "sandbox/matrix.py", "bug_catalog/validate.py",
               "evals/rulebook.py", "evals/adversary_agent.py")

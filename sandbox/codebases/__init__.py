@@ -10,8 +10,8 @@ this module hands them (`recognise` for a checkout, `of_key` for an answer key) 
 What the protocol covers, in the order a run meets it:
 
 * recognising a checkout (`recognises`, from a few marker files, before anything is read);
-* the files a blind workspace holds (`workspace_name`) and where a code review's window may fall
-  (`review_files`);
+* the files a blind workspace holds (`workspace_name`), where a code review's window may fall
+  (`review_files`) and which files synthesized bugs may change (`mutable_files`);
 * runs: the scenarios, the request an interview starts from (`default_request`), a request made
   from a candidate's scenario, steps, flags and seed and validated (`request`: the flags it
   accepts and their ranges live in the codebase's module), the commands a request runs
@@ -59,6 +59,13 @@ class Codebase:
     def review_files(self):
         """Files (relative paths) where a code review's window may fall when no bug sets it."""
         return set()
+
+    def mutable_files(self, source):
+        """Files (relative paths) the bug synthesizer (bug_synth) may mutate: the checkout's Python
+        files but its tests, set-up and build outputs."""
+        from sandbox.workspace import read_codebase
+
+        return {path for path in read_codebase(source) if path.endswith(".py") and not _test_or_setup(path)}
 
     # runs
 
@@ -130,6 +137,12 @@ class Codebase:
         [(name, estimated seconds, run(seconds left) -> {check, ran, seconds, expected, shown,
         verdict})]."""
         return []
+
+
+def _test_or_setup(path):
+    parts = path.split("/")
+    return (parts[0] in ("tests", "test", "dev") or parts[-1].startswith("test_") or parts[-1] in
+            ("setup.py", "conftest.py"))
 
 
 def registered():

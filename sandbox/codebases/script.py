@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sandbox import runner
 from sandbox.baselines import BAND_SEEDS, baseline_key, cached
 from sandbox.codebases import Codebase, CodebaseError
-from sandbox.scenarios import split_flag
+from sandbox.scenarios import ScenarioError, check_ranged_flags
 from sandbox.training import (
     Training, TrainingRequest, new_id, process_identity, run_single_stage, save, trainings_dir,
 )
@@ -68,20 +68,10 @@ class ScriptCodebase(Codebase):
         return request
 
     def check(self, request):
-        if not 1 <= request.steps <= self.max_steps:
-            raise CodebaseError(f"steps must be between 1 and {self.max_steps} on {self.name}")
-        for arg in request.args:
-            name, value = split_flag(arg)
-            if name not in self.accepted_flags:
-                raise CodebaseError(f"--{name} is not accepted on {self.name}; flags: "
-                                    + (", ".join("--" + n for n in self.accepted_flags) or "none"))
-            low, high = self.accepted_flags[name]
-            try:
-                number = type(low)(value)
-            except ValueError:
-                raise CodebaseError(f"--{name} takes a number, got {value!r}") from None
-            if not low <= number <= high:  # NaN fails this too
-                raise CodebaseError(f"--{name} must be between {low:g} and {high:g}, got {value}")
+        try:
+            check_ranged_flags(request.steps, request.args, self.max_steps, self.accepted_flags, self.name)
+        except ScenarioError as error:
+            raise CodebaseError(str(error)) from None
 
     def argv(self, request):
         return [self.script, f"{self.steps_flag}={request.steps}", f"{self.seed_flag}={request.seed}", *request.args]

@@ -16,8 +16,9 @@ Kind = Annotated[Literal["code_review", "production_debugging", "practice"], Fie
     description="code_review: find the bug in a 20-30 line snippet, no logs; production_debugging: start from "
                 "the symptoms of a run and ask for diagnostics; practice: free, the guide's 'inject a bug blindly'")]
 BugParam = Annotated[int | Annotated[str, Field(max_length=64)], Field(
-    description="a bug id from list_bugs, its slug, 'random' (drawn with the seed, within the filters), or "
-                "'none' (a control: nothing is wrong, and the right answer says so)")]
+    description="a bug id from list_bugs, its slug, 'random' (drawn with the seed, within the filters), "
+                "'none' (a control: nothing is wrong, and the right answer says so), or 'synth' (a synthesized "
+                "bug drawn from the codebase's pool, built by `bugdrill synth`; 'synth:<id>' names one)")]
 VariantParam = Annotated[int | None, Field(ge=1, le=20, description="variant number (default: drawn with the seed)")]
 SeedParam = Annotated[int | None, Field(ge=0, le=2**31 - 1, description="makes the draw reproducible")]
 CategoryParam = Annotated[Category | None, Field(description="for a random bug: only this category")]

@@ -3,9 +3,15 @@
 bugs as its own edits and checks (bug_catalog/targets/nanochat.py, loaded only when asked: it
 imports torch and libcst), and the table of what applies to this very checkout."""
 
+from pathlib import Path
+
 from sandbox.codebases import Codebase, CodebaseError
 
 MARKERS = ("nanochat/gpt.py", "nanochat/dataset.py", "scripts/base_train.py", "scripts/tok_train.py")
+# what a run of scripts/base_train.py executes (the only script bugdrill runs): synthesized bugs go here
+TRAINED = ("scripts/base_train.py", "nanochat/gpt.py", "nanochat/optim.py", "nanochat/dataloader.py",
+           "nanochat/common.py", "nanochat/flash_attention.py", "nanochat/loss_eval.py", "nanochat/engine.py",
+           "nanochat/checkpoint_manager.py")
 PREFIX = "nanochat/"  # its edits and checks are registered under this prefix
 
 
@@ -23,6 +29,9 @@ class Nanochat(Codebase):
 
     def recognises(self, path):
         return all((path / marker).is_file() for marker in MARKERS)
+
+    def mutable_files(self, source):
+        return {path for path in TRAINED if (Path(source) / path).is_file()}
 
     def review_files(self):
         from bug_catalog.registry import EDITS

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from sandbox import runner
 from sandbox.baselines import baseline_key, cached
-from sandbox.scenarios import ScenarioError, split_flag
+from sandbox.scenarios import check_ranged_flags
 from sandbox.training import (
     Training, TrainingRequest, new_id, process_identity, run_single_stage, save, trainings_dir,
 )
@@ -50,20 +50,7 @@ MAX_STEPS = 2000
 def check_request(request):
     """Refuse steps past the cap and any flag outside ACCEPTED_FLAGS or its range (a request made with
     model_copy skips pydantic's checks, so this is what a run relies on)."""
-    if not 1 <= request.steps <= MAX_STEPS:
-        raise ScenarioError(f"steps must be between 1 and {MAX_STEPS} on nanochat")
-    for arg in request.args:
-        name, value = split_flag(arg)
-        if name not in ACCEPTED_FLAGS:
-            raise ScenarioError(f"--{name} is not accepted on nanochat; flags: "
-                                + ", ".join("--" + n for n in ACCEPTED_FLAGS))
-        low, high = ACCEPTED_FLAGS[name]
-        try:
-            number = type(low)(value)
-        except ValueError:
-            raise ScenarioError(f"--{name} takes a number, got {value!r}") from None
-        if not low <= number <= high:  # NaN fails this too
-            raise ScenarioError(f"--{name} must be between {low:g} and {high:g}, got {value}")
+    check_ranged_flags(request.steps, request.args, MAX_STEPS, ACCEPTED_FLAGS, "nanochat")
 
 
 class NanochatRequest(BaseModel):

@@ -1,0 +1,109 @@
+"""Measuring one mutant: inject it into a copy of the pristine checkout, run it (in the jail) in
+the scenario that runs its file, and classify the run against the same-seed pristine baseline.
+
+Outcomes (pool.OUTCOMES): `kept` when the run shows a symptom class; `equivalent` when its
+curves never leave the baseline's and nothing is classified (the same training: the mutant
+changes nothing a run can see); `no_symptom` when the curves depart but no symptom class is
+observed (a change too small to call a bug); `does_not_compile`; `baseline_failed`.
+
+Difficulty comes from the evidence, never from the operator:
+  easy    the run crashed and its traceback names the mutated line (or the line next to it);
+  medium  a symptom in the aggregate curves (loss, validation, grad norm, lr) or a crash elsewhere;
+  hard    only in the script's other metrics, samples, warnings or memory, or only in a
+          scenario other than the default run.
+"""
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bug_synth.synth_bug import SynthBug, mutant_id, sha
+from sandbox.codebase import copy_codebase
+from sandbox.runner import RunError
+from sandbox.symptoms import classify, departure_point, traceback_origin
+from sandbox.training import training_data
+
+NOT_SYMPTOMS = {"no_visible_effect", "departs_from_baseline"}
+ALONE_IS_NOISE = {"throughput_drop", "slower_than_baseline"}  # a loaded machine shows these by itself
+AGGREGATE = {"crashed", "nonfinite", "diverged", "not_learning", "below_entropy_floor", "slower_than_baseline",
+             "better_than_baseline", "train_val_gap", "train_loss_off", "lr_schedule_off", "grad_norm_off",
+             "timed_out", "memory_limit", "stopped_early", "did_not_stop_early"}
+
+
+def default_request(codebase):
+    return codebase.default_request({"bugs": []})
+
+
+def request_from(codebase, data):
+    """A stored request (a dict) as the codebase's own request type."""
+    return type(default_request(codebase)).model_validate(data)
+
+
+def request_for_file(codebase, source, file, steps=None):
+    """The run that executes `file`: the codebase's default run, unless the file is a script that
+    only another scenario runs; None when no scenario runs it."""
+    module = file.removesuffix(".py").replace("/", ".")
+    default = codebase.request(default_request(codebase), steps=steps)
+    requests = [default] + [codebase.request(default_request(codebase), scenario=name, steps=steps)
+                            for name in codebase.scenarios if name != getattr(default, "scenario", None)]
+    runs_it = [r for r in requests if any(module in command or file in command for command in codebase.commands(r))]
+    if runs_it:
+        return runs_it[0]
+    return None if '__name__ == "__main__"' in (Path(source) / file).read_text() else default
+
+
+def symptoms_of(classes):
+    found = [c for c in classes if c not in NOT_SYMPTOMS]
+    return [] if set(found) <= ALONE_IS_NOISE else found
+
+
+def difficulty(classes, origin, mutant, is_default):
+    if "crashed" in classes and origin and origin.startswith(f"{mutant.file}:"):
+        line = int(origin.split(":")[1].split()[0])
+        if abs(line - mutant.line) <= 1:
+            return "easy", f"it crashes and the traceback names {origin}"
+    if not is_default:
+        return "hard", "it shows only in a scenario other than the default run"
+    if set(classes) & AGGREGATE:
+        return "medium", "it shows in the aggregate curves of the default run"
+    return "hard", "it shows only in the script's metrics, samples, warnings or memory"
+
+
+def measure(codebase, source, mutant, request, scratch, is_default=True):
+    """(tried row, SynthBug or None). Runs the mutant once; the baseline comes from the cache."""
+    started = time.time()
+    row = {"id": mutant_id(mutant), "family": mutant.family, "file": mutant.file, "line": mutant.line}
+    try:
+        compile(mutant.text, mutant.file, "exec")
+    except (SyntaxError, ValueError):
+        return {**row, "outcome": "does_not_compile", "seconds": 0.0}, None
+    try:
+        base = training_data(codebase.baseline(source, request))
+    except RunError as error:
+        return {**row, "outcome": "baseline_failed", "detail": str(error)[:300], "seconds": 0.0}, None
+    workspace = Path(tempfile.mkdtemp(dir=scratch)) / codebase.workspace_name(source)
+    try:
+        copy_codebase(source, workspace)
+        (workspace / mutant.file).write_text(mutant.text)
+        training = codebase.train(workspace, request, label="synth")
+        run = training_data(training)
+        incident = classify(run, base)
+        _, origin = traceback_origin(run.stderr, workspace)
+    finally:
+        shutil.rmtree(workspace.parent, ignore_errors=True)
+    seconds = round(time.time() - started, 1)
+    found = symptoms_of(incident.classes)
+    departed = departure_point(run, base)
+    if not found:
+        outcome = "no_symptom" if departed or incident.classes != ["no_visible_effect"] else "equivalent"
+        return {**row, "outcome": outcome, "classes": incident.classes, "seconds": seconds}, None
+    level, evidence = difficulty(found, origin, mutant, is_default)
+    bug = SynthBug(id=row["id"], codebase=codebase.name, digest="", family=mutant.family, file=mutant.file,
+                   line=mutant.line, function=mutant.function, before=mutant.before, after=mutant.after,
+                   cause=mutant.cause, cause_terms=[list(g) for g in mutant.cause_terms],
+                   pristine_sha=sha((Path(source) / mutant.file).read_text()), request=request.model_dump(),
+                   commands=list(codebase.commands(request)), symptoms=found, summary=incident.summary,
+                   departs_at=departed[0][1] if departed else None,
+                   steps=max((s for s, _ in run.loss_series()), default=0), difficulty=level, evidence=evidence)
+    return {**row, "outcome": "kept", "classes": found, "seconds": seconds, "training": training.id}, bug

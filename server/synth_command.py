@@ -1,0 +1,79 @@
+"""`bugdrill synth`: build (or go on building) the pool of synthesized bugs of a checkout, with a
+progress bar, and print the per-family table, the throughput and the difficulty mix."""
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from sandbox import codebases
+
+
+def add_command(command):
+    p = command("synth", cmd_synth, "build the pool of synthesized bugs of a codebase: mutants kept only when a "
+                                    "run against the baseline shows a symptom")
+    p.add_argument("--codebase", default="builtin", help="builtin, or the path of a checkout bugdrill recognises")
+    p.add_argument("--families", help="operator families separated by commas (default: all; --list-families)")
+    p.add_argument("--list-families", action="store_true", help="print the families and exit")
+    p.add_argument("--budget-minutes", type=float, default=10.0, help="stop starting mutants after this long")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="runs at once")
+    p.add_argument("--limit", type=int, help="measure at most this many new mutants")
+    p.add_argument("--steps", type=int, help="steps of every measured run (default: each scenario's own)")
+    p.add_argument("--seed", type=int, default=0, help="the order families' mutants are tried in")
+
+
+def checkout(name):
+    """(codebase, source directory) for --codebase."""
+    if name == "builtin":
+        found = codebases.builtin()
+        return found, found.source
+    path = Path(name).expanduser().resolve()
+    found = codebases.recognise(path) if path.is_dir() else None
+    if found is None:
+        raise ValueError(f"--codebase {name}: not a checkout bugdrill recognises ({codebases.looked_for()})")
+    return found, path
+
+
+def cmd_synth(args):
+    from bug_synth import operators
+    from bug_synth.build import build, family_table
+    from server.progress_display import RunProgress
+
+    if args.list_families:
+        for family in operators.FAMILIES.values():
+            print(f"{family.name:<28} {family.theme:<12} {family.description}")
+        return 0
+    codebase, source = checkout(args.codebase)
+    families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
+    with RunProgress(indent="") as progress:
+        report = build(codebase, source, families, args.budget_minutes, args.workers, args.steps, args.limit,
+                       args.seed, on_progress=progress.update)
+    table = family_table(report.pool, report.candidates)
+    kept = report.pool.kept()
+    mix = Counter(bug.difficulty for bug in kept)
+    data = {"codebase": codebase.name, "pool": str(report.pool.root), "measured": report.measured,
+            "kept": report.kept, "seconds": round(report.seconds, 1), "workers": report.workers,
+            "per_cpu_hour": round(report.per_cpu_hour(), 1), "stopped_by": report.stopped_by,
+            "unrunnable": report.unrunnable, "families": table, "pool_size": len(kept), "difficulty": dict(mix)}
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(render(data))
+    return 0
+
+
+def render(data):
+    lines = ["| family | candidates | tried | compiled | observable | equivalent | kept |",
+             "|---|---|---|---|---|---|---|"]
+    for row in data["families"]:
+        lines.append(f"| {row['family']} | {row['candidates']} | {row['tried']} | {row['compiled']} | "
+                     f"{row['observable']} | {row['equivalent']} | {row['kept']} |")
+    mix = ", ".join(f"{data['difficulty'].get(level, 0)} {level}" for level in ("easy", "medium", "hard"))
+    stopped = {"budget": "the budget ran out", "limit": "the mutant limit was reached",
+               "exhausted": "every candidate is measured"}[data["stopped_by"]]
+    lines += ["", f"this build: {data['measured']} mutants measured, {data['kept']} kept, in {data['seconds']} s "
+                  f"with {data['workers']} workers ({data['per_cpu_hour']} measured per CPU-hour); stopped: {stopped}",
+              f"the pool ({data['codebase']}): {data['pool_size']} synthesized bugs ({mix})"]
+    if data["unrunnable"]:
+        lines.append(f"{data['unrunnable']} candidates lie in scripts no run executes; they are not measured")
+    return "\n".join(lines)
