@@ -24,20 +24,29 @@ def import_bug_modules():
 
 
 @lru_cache(maxsize=1)
-def load_catalog():
-    """All records by id, validated, with every edit and check they name present."""
-    import_bug_modules()
+def load_records():
+    """All records by id, validated against the schema: what a listing needs. The edits and checks
+    they name (which import torch and libcst) are not loaded; load_catalog joins them."""
     records = {}
     for path in sorted(RECORDS_DIR.glob("*.toml")):
         record = BugRecord.model_validate(tomllib.loads(path.read_text()))
+        if record.id in records:
+            raise ValueError(f"{path.name}: id {record.id} used twice")
+        records[record.id] = record
+    return records
+
+
+@lru_cache(maxsize=1)
+def load_catalog():
+    """All records by id, validated, with every edit and check they name present."""
+    import_bug_modules()
+    records = load_records()
+    for record in records.values():
         missing = [v.edit for v in record.variants if v.edit not in EDITS]
         if record.check not in CHECKS:
             missing.append(record.check)
         if missing:
-            raise ValueError(f"{path.name}: names no registered edit/check {missing}")
-        if record.id in records:
-            raise ValueError(f"{path.name}: id {record.id} used twice")
-        records[record.id] = record
+            raise ValueError(f"record {record.id} ({record.slug}) names no registered edit/check {missing}")
     return records
 
 

@@ -2,13 +2,14 @@
 
 import random
 
-from bug_catalog.catalog import get_bug, load_catalog
+from bug_catalog.catalog import get_bug, load_catalog, load_records
 
 
-def matching(category=None, priority=None, difficulty=None):
-    """The records that pass every filter given; `category` is one category or a tuple of them."""
+def matching(category=None, priority=None, difficulty=None, records_only=False):
+    """The records that pass every filter given; `category` is one category or a tuple of them.
+    records_only: from the records alone, without loading the edits and checks (a listing)."""
     categories = (category,) if isinstance(category, str) else category
-    return [r for r in load_catalog().values()
+    return [r for r in (load_records() if records_only else load_catalog()).values()
             if (categories is None or r.category in categories)
             and (priority is None or r.priority == priority)
             and (difficulty is None or r.difficulty == difficulty)]

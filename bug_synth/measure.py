@@ -25,7 +25,11 @@ from sandbox.symptoms import classify, departure_point, traceback_origin
 from sandbox.training import training_data
 
 NOT_SYMPTOMS = {"no_visible_effect", "departs_from_baseline"}
-ALONE_IS_NOISE = {"throughput_drop", "slower_than_baseline"}  # a loaded machine shows these by itself
+ALONE_IS_NOISE = {"throughput_drop"}  # a loaded machine shows it by itself
+# a mutant may hang (a loop whose bound it changed): its run gets a few times the baseline's wall
+# time, at least MIN_WALL_S, and a run stopped there is classified `timed_out` like any other
+WALL_FACTOR = 4
+MIN_WALL_S = 60
 AGGREGATE = {"crashed", "nonfinite", "diverged", "not_learning", "below_entropy_floor", "slower_than_baseline",
              "better_than_baseline", "train_val_gap", "train_loss_off", "lr_schedule_off", "grad_norm_off",
              "timed_out", "memory_limit", "stopped_early", "did_not_stop_early"}
@@ -47,10 +51,18 @@ def request_for_file(codebase, source, file, steps=None):
     default = codebase.request(default_request(codebase), steps=steps)
     requests = [default] + [codebase.request(default_request(codebase), scenario=name, steps=steps)
                             for name in codebase.scenarios if name != getattr(default, "scenario", None)]
-    runs_it = [r for r in requests if any(module in command or file in command for command in codebase.commands(r))]
+    runs_it = [r for r in requests if any({module, file} & set(command.split()) for command in codebase.commands(r))]
     if runs_it:
         return runs_it[0]
     return None if '__name__ == "__main__"' in (Path(source) / file).read_text() else default
+
+
+def bounded(request, baseline_wall_s):
+    """The request with a wall-time limit fit for a mutant that may hang (the baseline's key leaves
+    the limit out, so the same cached baseline serves)."""
+    if "wall_s" not in type(request).model_fields:
+        return request
+    return request.model_copy(update={"wall_s": min(request.wall_s, max(MIN_WALL_S, WALL_FACTOR * baseline_wall_s))})
 
 
 def symptoms_of(classes):
@@ -79,14 +91,16 @@ def measure(codebase, source, mutant, request, scratch, is_default=True):
     except (SyntaxError, ValueError):
         return {**row, "outcome": "does_not_compile", "seconds": 0.0}, None
     try:
-        base = training_data(codebase.baseline(source, request))
+        pristine = codebase.baseline(source, request)
+        base = training_data(pristine)
     except RunError as error:
         return {**row, "outcome": "baseline_failed", "detail": str(error)[:300], "seconds": 0.0}, None
+    limited = bounded(request, pristine.wall_s)
     workspace = Path(tempfile.mkdtemp(dir=scratch)) / codebase.workspace_name(source)
     try:
         copy_codebase(source, workspace)
         (workspace / mutant.file).write_text(mutant.text)
-        training = codebase.train(workspace, request, label="synth")
+        training = codebase.train(workspace, limited, label="synth")
         run = training_data(training)
         incident = classify(run, base)
         _, origin = traceback_origin(run.stderr, workspace)
@@ -102,7 +116,9 @@ def measure(codebase, source, mutant, request, scratch, is_default=True):
     bug = SynthBug(id=row["id"], codebase=codebase.name, digest="", family=mutant.family, file=mutant.file,
                    line=mutant.line, function=mutant.function, before=mutant.before, after=mutant.after,
                    cause=mutant.cause, cause_terms=[list(g) for g in mutant.cause_terms],
-                   pristine_sha=sha((Path(source) / mutant.file).read_text()), request=request.model_dump(),
+                   pristine_sha=sha((Path(source) / mutant.file).read_text()),
+                   # a hang is shown with the limit that measured it; any other bug with the request's own
+                   request=(limited if "timed_out" in found else request).model_dump(),
                    commands=list(codebase.commands(request)), symptoms=found, summary=incident.summary,
                    departs_at=departed[0][1] if departed else None,
                    steps=max((s for s, _ in run.loss_series()), default=0), difficulty=level, evidence=evidence)

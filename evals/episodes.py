@@ -6,8 +6,9 @@ sandbox/pairs.py). Variants come from one split of the catalogue (bug_catalog/sp
 held-out by default. Everything is drawn from the eval's seed, so a plan is reproducible and
 shards of one eval agree on it.
 
-On another codebase's checkout only the variants that apply to that checkout are drawn (the
-applicability table of `bugdrill doctor`), and pairs are measured with that codebase's checks.
+On another codebase's checkout only the variants that apply to that checkout are drawn, as
+measured there (`bugdrill doctor --measure`: the check fits, the edit changes behaviour, and for
+production debugging the default run shows it), and pairs are measured with that codebase's checks.
 """
 
 import math
@@ -18,7 +19,7 @@ from pathlib import Path
 from bug_catalog.catalog import UnknownBug, get_bug
 from bug_catalog.selection import matching
 from bug_catalog.split import variants_in
-from sandbox import codebases
+from sandbox import applicability, codebases
 from sandbox.pairs import compatible
 
 KINDS = ("production_debugging", "code_review")
@@ -61,13 +62,24 @@ class EvalCodebase:
     def builtin(self):
         return self.name == "builtin"
 
-    def variants(self, record, split):
-        """[(number, variant)] of the record's variants in the split that this checkout can hold."""
+    def variants(self, record, split, kind="production_debugging"):
+        """[(number, variant)] of the record's variants in the split that this checkout can hold: on
+        a checkout other than the built-in codebase, as measured there for this kind of episode
+        (sandbox/applicability.py, cached: a plan measures each variant once per checkout)."""
         chosen = variants_in(record, split)
         if not chosen:
             return chosen
         applies = {variant.name for variant in self.codebase.variants(self.source, record)}
-        return [(number, variant) for number, variant in chosen if variant.name in applies]
+        chosen = [(number, variant) for number, variant in chosen if variant.name in applies]
+        if not applicability.measured_here(self.codebase):
+            return chosen
+        run = kind == "production_debugging"
+        try:
+            return [(number, variant) for number, variant in chosen
+                    if applicability.offered(applicability.measure(self.codebase, self.source, record, variant,
+                                                                   run=run), run)]
+        except applicability.MeasureError as error:
+            raise PlanError(f"bug {record.id} could not be measured on this checkout: {error}") from None
 
     def injected(self, record, variant):
         """The (record, variant) as injected here: the codebase's own edit of the variant."""
@@ -130,7 +142,7 @@ def _pool(bugs, category, priority, difficulty, kind, split, target):
     else:
         records = matching(category, priority, difficulty)
     records = sorted((r for r in records if kind in r.interview_types), key=lambda r: r.id)
-    pool = [(r, found) for r in records if (found := target.variants(r, split))]
+    pool = [(r, found) for r in records if (found := target.variants(r, split, kind))]
     if not pool and (bugs or category or priority or difficulty or not target.builtin):
         where = "; `bugdrill bugs` lists the catalogue" if target.builtin else \
             f" on this {target.codebase.name} checkout (`bugdrill doctor --codebase` lists what applies)"

@@ -3,7 +3,8 @@
     bugdrill demo [--bug B] [--seed S]                  a production-debugging interview over MCP, end to end
     bugdrill train [--steps N] [--preset tiny|small] [--threads N]  train the practice codebase in a fresh copy
     bugdrill train --codebase CHECKOUT [--bug B]        train a recognised checkout offline, against its baseline
-    bugdrill doctor --codebase PATH                     what a checkout is to bugdrill; which catalogue bugs apply, where
+    bugdrill doctor --codebase PATH [--measure] [--bugs 1,4]   what a checkout is to bugdrill; which catalogue
+                                                        bugs apply, where (--measure: measured on it, cached)
     bugdrill bugs [--category C] [--priority P] [--difficulty D]
     bugdrill inject BUG|random --workspace DIR [--variant N] [--seed S] [--codebase builtin|PATH] [--reveal]
     bugdrill reveal --workspace DIR
@@ -35,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bug_catalog.catalog import UnknownBug, load_catalog
+from bug_catalog.catalog import UnknownBug, load_catalog, load_records
 from bug_catalog.checking import run_checks
 from bug_catalog.selection import choose, matching
 from bug_catalog.split import SPLITS, variants_in
@@ -91,9 +92,13 @@ def cmd_train(args):
 
 
 def cmd_doctor(args):
-    from server.doctor import diagnose, table
+    from server.doctor import diagnose, measured_text, table
 
-    report = diagnose(args.codebase)
+    def said(row):  # a measurement takes minutes: each verdict as it comes
+        verdict = measured_text(row["measured"]) if row.get("measured") else row.get("measure_error", "")
+        print(f"bug {row['bug']} {row['variant']}: {verdict}", file=sys.stderr, flush=True)
+
+    report = diagnose(args.codebase, measure=args.measure, bugs=parse_bug_list(args.bugs), on_measured=said)
     emit(args, report, table(report))
     return 0 if report["kind"] else 1
 
@@ -104,7 +109,7 @@ def categories_named(name):
     lists the categories."""
     if name is None:
         return None
-    categories = sorted({record.category for record in load_catalog().values()})
+    categories = sorted({record.category for record in load_records().values()})
     selected = tuple(c for c in categories if c == name or c.startswith(f"{name} ("))
     if not selected:
         raise UsageError(f"no category {name!r}: the categories are {', '.join(categories)}")
@@ -112,7 +117,8 @@ def categories_named(name):
 
 
 def cmd_bugs(args):
-    records = sorted(matching(categories_named(args.category), args.priority, args.difficulty), key=lambda r: r.id)
+    records = sorted(matching(categories_named(args.category), args.priority, args.difficulty, records_only=True),
+                     key=lambda r: r.id)
     data = [{"id": r.id, "slug": r.slug, "title": r.title, "category": r.category, "priority": r.priority,
              "difficulty": r.difficulty, "variants": len(r.variants), "observable": r.observable,
              "scenario": r.scenario} for r in records]
@@ -175,7 +181,8 @@ def cmd_reveal(args):
     codebase = codebases.of_key(key)
     bugs = [{**{k: v for k, v in b.items() if k != "pristine"}, "title": catalog[b["id"]].title,
              "explanation": catalog[b["id"]].explanation.strip(),
-             "symptom_on_this_codebase": codebase.symptom_here(b["id"])} if not b.get("synth") else
+             "symptom_on_this_codebase": codebase.symptom_here(b["id"], codebases.source_of(key), b["variant"])}
+            if not b.get("synth") else
             {**{k: v for k, v in b.items() if k not in ("pristine", "synth")},
              **synthesized_reveal(from_entry(b), b)}
             for b in key["bugs"]]
@@ -358,8 +365,13 @@ def build_parser():
         p.add_argument("--difficulty", choices=["easy", "medium", "hard"])
 
     filters(command("bugs", cmd_bugs, "list the catalogue"))
-    command("doctor", cmd_doctor, "which catalogue bugs a codebase can hold, and where").add_argument(
-        "--codebase", required=True, help="a checkout's path, or the built-in codebase's")
+    p = command("doctor", cmd_doctor, "which catalogue bugs a codebase can hold, and where")
+    p.add_argument("--codebase", required=True, help="a checkout's path, or the built-in codebase's")
+    p.add_argument("--measure", action="store_true",
+                   help="measure each variant that applies on the checkout (its check on pristine and bugged "
+                        "copies, its default run against the baseline); verdicts are cached per checkout and "
+                        "device, and shown without --measure too")
+    p.add_argument("--bugs", help="bug ids separated by commas: the rows shown and measured (default: all)")
     p = command("inject", cmd_inject, "make a blind workspace with one bug in it")
     p.add_argument("bug", help="bug id, slug, or random")
     p.add_argument("--workspace", required=True)

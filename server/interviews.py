@@ -35,6 +35,7 @@ INTERVIEW_ID = re.compile(r"^[0-9a-f]{12}$")
 DEFAULT_TIME_LIMIT_S = 20 * 60
 DEFAULT_DIAGNOSES_PER_BUG = 3
 NO_BUG = "none"
+MAX_DRAWS = 3  # bugs a random draw tries on a checkout whose measurement refuses them (minutes each)
 SYNTH = "synth"  # bug="synth" draws a synthesized bug from the codebase's pool; "synth:<id>" names one
 KINDS = ("code_review", "production_debugging", "practice")
 
@@ -269,9 +270,12 @@ class Interviews:
         return path, found.name if found.source is None else codebase, found
 
     @staticmethod
-    def _applicable(found, source, record, variant, drawn, seed):
+    def _applicable(found, source, record, variant, drawn, seed, kind):
+        """The pick as the checkout can hold it; on a checkout other than the built-in codebase it is
+        measured there (sandbox/applicability.py), with its default run for production debugging."""
         try:
-            return codebases.applicable_pick(found, source, record, variant, drawn, seed)
+            return codebases.applicable_pick(found, source, record, variant, drawn, seed,
+                                             run=kind == "production_debugging")
         except CodebaseError as error:
             raise InterviewError(str(error)) from None
 
@@ -279,7 +283,7 @@ class Interviews:
         source, name, found = self._codebase(codebase)
         if str(bug) != "random":
             picked = choose(str(bug), variant, seed)
-            return self._applicable(found, source, *picked, variant is None, seed)
+            return self._applicable(found, source, *picked, variant is None, seed, kind)
         if variant is not None:  # its range would tell which bug was drawn
             raise InterviewError("a variant number needs a specific bug; with bug='random' the variant is drawn too")
         candidates = [r for r in matching(**filters) if kind == "practice" or kind in r.interview_types]
@@ -291,9 +295,16 @@ class Interviews:
             raise InterviewError(f"no bug in the catalogue {' and '.join(filter(None, (matched, here)))} for this "
                                  "kind of interview; list_bugs shows what there is, bugdrill doctor --codebase what "
                                  "applies to a checkout")
-        record = random.Random(f"bug:{seed}").choice(sorted(candidates, key=lambda r: r.id))
-        picked = choose(str(record.id), variant, seed)
-        return self._applicable(found, source, *picked, True, seed)
+        # a drawn bug whose every variant the measurement refuses gives way to the next in the seed's order
+        order = sorted(candidates, key=lambda r: r.id)
+        random.Random(f"bug:{seed}").shuffle(order)
+        refused = []
+        for record in order[:MAX_DRAWS]:
+            try:
+                return self._applicable(found, source, *choose(str(record.id), variant, seed), True, seed, kind)
+            except InterviewError as error:
+                refused.append(str(error))
+        raise InterviewError(f"no drawn bug applies to this checkout as measured: {'; '.join(refused)}")
 
     def start(self, kind, bug="random", variant=None, seed=None, category=None, priority=None, difficulty=None,
               codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S, diagnoses_per_bug=DEFAULT_DIAGNOSES_PER_BUG,
@@ -481,7 +492,8 @@ class Interviews:
                     "priority": record.priority, "difficulty": record.difficulty, "variant": bug["variant"],
                     "variant_description": variant.description if variant else "", "file": bug["file"],
                     "diff": bug["diff"], "explanation": record.explanation.strip(), "symptom": record.symptom.strip(),
-                    "symptom_on_this_codebase": codebases.of_key(key).symptom_here(bug["id"]),
+                    "symptom_on_this_codebase": codebases.of_key(key).symptom_here(
+                        bug["id"], codebases.source_of(key), bug["variant"]),
                     "investigation": list(record.investigation), "hints": list(record.hints)})
             self.record(interview_id, "reveal", {"bugs": [b["id"] for b in revealed]})
             return interview, revealed

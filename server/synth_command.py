@@ -3,6 +3,7 @@ progress bar, and print the per-family table, the throughput and the difficulty 
 
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def cmd_synth(args):
         return 0
     codebase, source = checkout(args.codebase)
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
-    with RunProgress(indent="") as progress:
+    with RunProgress(stream=sys.stderr, indent="") as progress:  # stdout is the table, or the JSON
         report = build(codebase, source, families, args.budget_minutes, args.workers, args.steps, args.limit,
                        args.seed, on_progress=progress.update)
     table = family_table(report.pool, report.candidates)
@@ -72,7 +73,7 @@ def render(data):
     stopped = {"budget": "the budget ran out", "limit": "the mutant limit was reached",
                "exhausted": "every candidate is measured"}[data["stopped_by"]]
     lines += ["", f"this build: {data['measured']} mutants measured, {data['kept']} kept, in {data['seconds']} s "
-                  f"with {data['workers']} workers ({data['per_cpu_hour']} measured per CPU-hour); stopped: {stopped}",
+                  f"with {data['workers']} worker{'s' if data['workers'] != 1 else ''} ({data['per_cpu_hour']} measured per CPU-hour); stopped: {stopped}",
               f"the pool ({data['codebase']}): {data['pool_size']} synthesized bugs ({mix})"]
     if data["unrunnable"]:
         lines.append(f"{data['unrunnable']} candidates lie in scripts no run executes; they are not measured")

@@ -94,3 +94,14 @@ def server_state(tmp_path, monkeypatch):
     monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     return tmp_path / "state"
+
+
+# the longest files start first, so that two workers end together instead of one finishing a
+# long file alone (pytest-xdist's loadfile hands out files in collection order)
+LONGEST_FIRST = ("test_eval.py", "test_validation_subset.py", "test_synth_pool.py", "test_synth_interviews.py",
+                 "test_catalogue.py", "test_server_training.py", "test_reference_agent.py", "test_server_roles.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

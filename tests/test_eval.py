@@ -16,7 +16,7 @@ from evals import report  # noqa: E402
 from evals.reference_agent import WHOLE_RESULTS  # noqa: E402
 from inspect_runs import BIN, giveaways, inspect_eval  # noqa: E402
 
-SAMPLES = "episode-001,episode-002,episode-003,episode-004"  # control, bug 1, bug 4, bugs 1 and 4
+SAMPLES = "episode-001,episode-002,episode-004"  # control, bug 1, bugs 1 and 4 (bug 4 alone: episode-003)
 COMPOUND = "episode-004"
 PLAN = ["-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]"]
 
@@ -47,7 +47,7 @@ def test_every_episode_is_scored_by_behaviour(eval_run):
     by_id = {s.id: s for s in log.samples}
     assert sorted(by_id) == SAMPLES.split(",")
     kinds = {s.id: s.metadata["bugs_per_episode"] for s in log.samples}
-    assert kinds == {"episode-001": 0, "episode-002": 1, "episode-003": 1, "episode-004": 2}
+    assert kinds == {"episode-001": 0, "episode-002": 1, "episode-004": 2}
     for sample in log.samples:
         verdict = sample.scores["episode_scorer"].metadata
         assert verdict["control"] == (sample.metadata["bugs_per_episode"] == 0)

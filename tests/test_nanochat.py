@@ -202,7 +202,9 @@ async def test_an_interview_over_mcp_on_a_nanochat_checkout_runs_nanochat_and_ve
         revealed = await call(client, "reveal", interview_id=interview)
         assert [(b["id"], b["file"]) for b in revealed["bugs"]] == [(1, "scripts/base_train.py")]
         assert "zero_grad" in revealed["bugs"][0]["diff"]
-        assert revealed["bugs"][0]["symptom_on_this_codebase"].startswith("On nanochat")  # not picochat's symptom
+        # not picochat's symptom: what the draw measured on this very checkout, with its steps
+        shown = revealed["bugs"][0]["symptom_on_this_codebase"]
+        assert shown.startswith("Measured on this checkout") and "steps run" in shown, shown
 
         before = await call(client, "verify_fix", interview_id=interview)
         assert not before["fixed"] and any(c["bug_id"] == 1 and not c["passed"] for c in before["checks"]), before
@@ -230,7 +232,8 @@ async def test_an_interview_on_nanochat_refuses_a_bug_with_no_home_there_and_say
 @pytest.fixture(scope="module")
 def nanochat_evals(tmp_path_factory):
     """`inspect eval` on the checkout, the react path with the rule book as the model: production
-    debugging on a control, bug 1 and bugs 1 and 4 together; code review on a control and bug 4."""
+    debugging on a control and bug 1 (bug 4 shows nothing in a run here, as measured: code review
+    only); code review on a control and bug 4."""
     pytest.importorskip("inspect_ai")
     from evals.reference_agent import WHOLE_RESULTS
     from inspect_runs import inspect_eval
@@ -239,11 +242,11 @@ def nanochat_evals(tmp_path_factory):
     env = {**os.environ, "BUGDRILL_STATE_DIR": str(root / "state"), "BUGDRILL_EPISODES_DIR": str(root / "episodes"),
            "OMP_NUM_THREADS": "1"}
     common = ["--model", "bugdrill/rulebook", "--max-tool-output", str(WHOLE_RESULTS), "-T", "agent=react",
-              "-T", f"codebase={Path(NANOCHAT_DIR).resolve()}", "-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]"]
-    _, production = inspect_eval([*common, "--sample-id", "episode-001,episode-002,episode-004"], env,
-                                 root / "production", timeout=1800)
-    _, review = inspect_eval([*common, "-T", "kind=code_review", "--sample-id", "episode-001,episode-003"], env,
-                             root / "review", timeout=1800)
+              "-T", f"codebase={Path(NANOCHAT_DIR).resolve()}"]
+    _, production = inspect_eval([*common, "-T", "bugs=1", "-T", "bugs_per_episode=[0,1]", "--sample-id",
+                                  "episode-001,episode-002"], env, root / "production", timeout=1800)
+    _, review = inspect_eval([*common, "-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]", "-T", "kind=code_review",
+                              "--sample-id", "episode-001,episode-003"], env, root / "review", timeout=1800)
     return root, production, review
 
 
@@ -261,9 +264,20 @@ def test_eval_episodes_run_on_a_nanochat_checkout(nanochat_evals):
             verdict = sample.scores["episode_scorer"].metadata
             assert [b["bug"] for b in verdict["bugs"]] == sample.metadata["bugs"]
     kinds = {s.id: s.metadata["bugs"] for s in production.samples}
-    assert kinds == {"episode-001": [], "episode-002": [1], "episode-004": [1, 4]}
+    assert kinds == {"episode-001": [], "episode-002": [1]}
     control = next(s for s in production.samples if not s.metadata["bugs"]).scores["episode_scorer"]
     assert control.metadata["runs"] >= 1 and not control.metadata["false_positive"]  # it ran nanochat, claimed nothing
+
+
+@needs_checkout
+def test_an_eval_plan_draws_bug_4_for_code_review_only_as_measured_on_the_checkout(tmp_path, monkeypatch):
+    from evals.episodes import PlanError, plan
+
+    monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
+    checkout = str(Path(NANOCHAT_DIR).resolve())
+    with pytest.raises(PlanError, match="no bug matches"):
+        plan(bugs="4", kind="production_debugging", codebase=checkout)
+    assert [p.bug for e in plan(bugs="4", kind="code_review", codebase=checkout) for p in e.picks] == [4]
 
 
 @needs_checkout

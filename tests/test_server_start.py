@@ -71,3 +71,24 @@ def test_bench_prints_the_time_from_start_to_tools_list(tmp_path):
     for line in lines:
         seconds = float(re.search(r": ([0-9.]+) s from process start to the tools/list answer over stdio", line)[1])
         assert seconds > 0, line
+
+
+def test_listing_the_catalogue_reads_its_records_without_torch_or_libcst(tmp_path):
+    """`bugdrill bugs` prints records: the edits and checks (which import torch and libcst) stay unloaded."""
+    program = ("import runpy, sys, io, contextlib\n"
+               "sys.argv = ['bugdrill', 'bugs', '--json']\n"
+               "out = io.StringIO()\n"
+               "with contextlib.redirect_stdout(out):\n"
+               "    try:\n"
+               "        runpy.run_module('server.cli', run_name='__main__')\n"
+               "    except SystemExit:\n"
+               "        pass\n"
+               "import json\n"
+               "print(json.dumps({'bugs': len(json.loads(out.getvalue())),\n"
+               "                  'imported': [m for m in ('torch', 'libcst') if m in sys.modules]}))\n")
+    env = {**os.environ, "BUGDRILL_STATE_DIR": str(tmp_path / "state")}
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["bugs"] == 52 and report["imported"] == [], report

@@ -4,7 +4,10 @@ mutant's own cause, revealed with its operator, diff and measured symptom; and j
 behaviour alone (the runs against the same-seed pristine runs), so that a fix written differently
 from the pristine text passes and the bug left in place does not."""
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from server.app import build_server
 from server.interviews import Interviews
 from server.runs import short_run_stage
 
+REPO = Path(__file__).resolve().parents[1]
 GPT = "picochat/gpt.py"
 PRISTINE = "std=module.in_features ** -0.5"
 MUTATED = "std=module.in_features ** 0.5"
@@ -141,3 +145,24 @@ def test_an_eval_episode_on_a_synthesized_bug_is_scored_by_behaviour(pooled, tmp
     (scored,) = verdict["bugs"]
     assert scored["bug"] == bug.id and scored["fixed"] in (True, False)
     assert bug.id not in (sample.input if isinstance(sample.input, str) else str(sample.input))
+
+
+def test_the_command_line_injects_and_reveals_a_synthesized_bug(pooled, tmp_path):
+    pool, bug = pooled
+    env = {**os.environ, "BUGDRILL_STATE_DIR": str(pool.root.parents[1])}
+
+    def bugdrill(*arguments):
+        return subprocess.run([sys.executable, "-m", "server.cli", *arguments], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    workspace = tmp_path / "ws"
+    injected = bugdrill("inject", f"synth:{bug.id}", "--workspace", str(workspace))
+    assert injected.returncode == 0, injected.stderr
+    assert bug.id not in injected.stdout and (workspace / GPT).read_text().count(MUTATED) == 1
+    revealed = bugdrill("reveal", "--workspace", str(workspace), "--json")
+    assert revealed.returncode == 0, revealed.stderr
+    (shown,) = json.loads(revealed.stdout)
+    assert shown["id"] == bug.id and shown["variant"] == "scale-exponent" and MUTATED in shown["diff"]
+    assert "pristine" not in shown and "synth" not in shown
+    missing = bugdrill("inject", "synth:s0123456789a", "--workspace", str(tmp_path / "other"))
+    assert missing.returncode == 2 and "no synthesized bug" in missing.stderr, missing.stderr

@@ -21,7 +21,11 @@ What the protocol covers, in the order a run meets it:
 * reading its log lines into the common telemetry (`parse_log`);
 * the catalogue: which variants apply to a checkout and why the others do not (`applicability`,
   the doctor's table), the codebase's own edit of a variant (`injected`), its behavioural checks
-  (`checks`, `check_for`), and what runs showed here (`symptom_here`).
+  (`checks`, `check_for`), and what runs showed here (`symptom_here`). The static table only
+  finds each edit's construct; for a codebase other than the built-in one, a variant an
+  interview draws (`applicable_pick`) is then measured on the checkout (sandbox/applicability.py:
+  the edit changes behaviour, its check fits the checkout, and for production debugging its
+  default run shows a symptom), and `bugdrill doctor --measure` measures them all.
 """
 
 import importlib
@@ -127,9 +131,10 @@ class Codebase:
     def check_for(self, record):
         return record.check
 
-    def symptom_here(self, bug_id):
-        """What runs showed on this codebase for the bug, where the catalogue's symptom (measured
-        on the built-in codebase) does not hold; "" where it does."""
+    def symptom_here(self, bug_id, source=None, variant=None):
+        """What runs showed on this codebase for the bug (on the checkout `source`, for `variant`,
+        where they were measured there), where the catalogue's symptom (measured on the built-in
+        codebase) does not hold; "" where it does."""
         return ""
 
     def device_checks(self, checkout, device):
@@ -214,18 +219,53 @@ def source_of(key):
     return Path(key["codebase_path"]) if key.get("codebase", "builtin") != "builtin" else of_key(key).source
 
 
-def applicable_pick(codebase, source, record, variant, drawn, seed):
+def applicable_pick(codebase, source, record, variant, drawn, seed, run=False):
     """The (record, variant) to inject into a checkout: the catalogue's own pick where every
     variant of the bug applies there; else the variant asked for if it applies, or (`drawn`) one
-    drawn with the seed among those that do; otherwise CodebaseError with the table's reason."""
+    drawn with the seed among those that do; otherwise CodebaseError with the table's reason.
+
+    On a codebase other than the built-in one (whose validation matrix is its measurement) the
+    pick is then measured on the checkout (sandbox/applicability.py, cached): a variant whose edit
+    changes only layout, or whose check does not tell it from the pristine code there, is refused
+    with the measured reason, and so, with `run` (production debugging), is one whose default run
+    shows no symptom; a drawn variant gives way to the next that applies, in an order the seed sets."""
     fits = codebase.variants(source, record)
     if len(fits) == len(record.variants):
-        return record, variant
-    if drawn and fits:
-        return record, random.Random(seed).choice(fits)
-    if any(v.name == variant.name for v in fits):
-        return record, variant
-    rows = codebase.applicability(source, [record])  # only to say why not
-    reasons = dict.fromkeys(row["reason"] for row in rows if drawn or row["variant"] == variant.name)
-    raise CodebaseError(f"bug {record.id} ({record.slug}){'' if drawn else f' variant {variant.name}'} does not "
-                        f"apply to this {codebase.name} checkout: {'; '.join(reasons)}")
+        candidates = [variant, *(v for v in record.variants if v.name != variant.name)] if drawn else [variant]
+    elif drawn and fits:
+        first = random.Random(seed).choice(fits)
+        candidates = [first, *(v for v in fits if v.name != first.name)]
+    elif any(v.name == variant.name for v in fits):
+        candidates = [variant]
+    else:
+        rows = codebase.applicability(source, [record])  # only to say why not
+        reasons = dict.fromkeys(row["reason"] for row in rows if drawn or row["variant"] == variant.name)
+        raise CodebaseError(f"bug {record.id} ({record.slug}){'' if drawn else f' variant {variant.name}'} does not "
+                            f"apply to this {codebase.name} checkout: {'; '.join(reasons)}")
+    from sandbox import applicability
+
+    if not applicability.measured_here(codebase):
+        return record, candidates[0]
+    return record, _measured_pick(codebase, source, record, candidates, drawn, run)
+
+
+def _measured_pick(codebase, source, record, candidates, drawn, run):
+    """The first candidate the measurement offers (for production debugging with `run`), else
+    CodebaseError with each candidate's measured reason."""
+    from sandbox import applicability
+
+    rows = []
+    for candidate in candidates:
+        try:
+            row = applicability.measure(codebase, source, record, candidate, run=run)
+        except applicability.MeasureError as error:
+            raise CodebaseError(f"bug {record.id} ({record.slug}) could not be measured on this {codebase.name} "
+                                f"checkout: {error}") from None
+        if applicability.offered(row, run):
+            return candidate
+        rows.append(row)
+    reasons = [f"{row['variant']}: {row['reason']}" for row in rows] if len(rows) > 1 else [rows[0]["reason"]]
+    which = "" if drawn else f" variant {candidates[0].name}"
+    purpose = " for production debugging" if all(row["applies"] for row in rows) else ""  # code review only
+    raise CodebaseError(f"bug {record.id} ({record.slug}){which} does not apply to this {codebase.name} "
+                        f"checkout{purpose} (measured there): {'; '.join(reasons)}")

@@ -104,8 +104,13 @@ class Nanochat(Codebase):
     def check_for(self, record):
         return PREFIX + record.check
 
-    def symptom_here(self, bug_id):
-        return _target().symptom_here(bug_id)
+    def symptom_here(self, bug_id, source=None, variant=None):
+        """The symptom measured on the checkout `source` (sandbox/applicability.py's cache), else
+        what runs on nanochat 92d63d4 showed, or that none were made."""
+        from sandbox.applicability import measured_symptom
+
+        measured = measured_symptom(self, source, bug_id, variant) if source is not None else ""
+        return measured or _target().symptom_here(bug_id)
 
     def device_checks(self, checkout, device):
         from sandbox.codebases.nanochat.selfcheck import device_checks

@@ -1,0 +1,102 @@
+"""`bugdrill synth` as a user runs it: a small pool of the built-in codebase built with real
+operators and real measured runs (a dozen mutants, 20-step runs), resumed by a second build that
+measures only new mutants; and bad input (an unknown family, a budget of 0, a checkout that does
+not train) as a clear error."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSIFIER = REPO / "tests" / "fixtures" / "classifier"
+PLUGIN = REPO / "tests" / "fixtures" / "classifier_codebase.py"
+
+
+def synth(env, *arguments, timeout=900):
+    return subprocess.run([sys.executable, "-m", "server.cli", "synth", *arguments], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth-pool")
+    return {**os.environ, "BUGDRILL_STATE_DIR": str(root / "state"), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def first_build(state):
+    result = synth(state, "--limit", "8", "--steps", "20", "--workers", "2", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def pool_rows(data, name):
+    path = Path(data["pool"]) / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_build):
+    assert first_build["measured"] == 8 and first_build["stopped_by"] == "limit"
+    tried = pool_rows(first_build, "tried.jsonl")
+    assert len(tried) == 8 and len({row["id"] for row in tried}) == 8
+    assert len({row["family"] for row in tried}) == 8  # families take turns
+    kept = pool_rows(first_build, "kept.jsonl")
+    assert first_build["kept"] == len(kept) == sum(row["outcome"] == "kept" for row in tried)
+    for bug in kept:
+        assert bug["symptoms"] and bug["summary"] and bug["cause"] and bug["commands"]
+        assert bug["difficulty"] in ("easy", "medium", "hard") and bug["evidence"]
+        assert (Path(first_build["pool"]) / "texts" / f"{bug['id']}.py").is_file()
+    for row in tried:
+        assert row["outcome"] in ("kept", "equivalent", "no_symptom", "does_not_compile"), row
+    table = {row["family"]: row for row in first_build["families"]}
+    assert sum(row["tried"] for row in table.values()) == 8
+    assert sum(row["kept"] for row in table.values()) == first_build["kept"]
+
+
+def test_a_second_build_resumes_and_measures_only_new_mutants(first_build, state):
+    result = synth(state, "--limit", "2", "--steps", "20", "--workers", "2", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads(result.stdout)
+    tried = pool_rows(again, "tried.jsonl")
+    assert again["measured"] == 2 and len(tried) == 10 and len({row["id"] for row in tried}) == 10
+
+
+def test_bad_input_is_a_clear_error(state, tmp_path):
+    unknown = synth(state, "--families", "no-such-family", "--limit", "1")
+    assert unknown.returncode == 2 and "no-such-family" in unknown.stderr, unknown.stderr
+    nothing = synth(state, "--budget-minutes", "0")
+    assert nothing.returncode == 2 and "budget" in nothing.stderr, nothing.stderr
+    broken = tmp_path / "classifier"
+    shutil.copytree(CLASSIFIER, broken, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    train = broken / "train.py"
+    train.write_text(train.read_text().replace("def main(", "raise SystemExit('no data here')\n\n\ndef main(", 1))
+    env = {**state, "BUGDRILL_CODEBASES": str(PLUGIN)}
+    untrainable = synth(env, "--codebase", str(broken), "--limit", "2", "--steps", "5")
+    assert untrainable.returncode == 2 and "does not train" in untrainable.stderr, untrainable.stderr
+
+
+@pytest.mark.anyio
+async def test_an_interview_draws_from_the_built_pool_and_its_run_shows_the_measured_symptom(first_build, state,
+                                                                                            monkeypatch):
+    from mcp import Client
+
+    from mcp_calls import call
+    from server.app import build_server
+
+    monkeypatch.setenv("BUGDRILL_STATE_DIR", state["BUGDRILL_STATE_DIR"])
+    kept = {bug["id"]: bug for bug in pool_rows(first_build, "kept.jsonl")}
+    assert kept, "the small build kept nothing to draw"
+    async with Client(build_server("interviewer")) as client:
+        started = await call(client, "start_interview", kind="production_debugging", bug="synth", seed=5)
+        interview = started["interview_id"]
+        revealed = (await call(client, "reveal", interview_id=interview))["bugs"][0]
+        bug = kept[revealed["id"]]
+        assert revealed["diff"] and revealed["explanation"] == bug["cause"]
+        run = await call(client, "run_training", interview_id=interview)
+        # the same request and seed as the measured run: the interview's run shows what the pool recorded
+        assert set(bug["symptoms"]) <= set(run["symptoms"]), (bug["symptoms"], run["symptoms"], bug["cause"])
