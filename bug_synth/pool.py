@@ -79,6 +79,14 @@ class Pool:
             raise PoolError(f"no synthesized bug {bug_id!r} in the pool of this {self.codebase.name} checkout")
         return found
 
+    def pick(self, bug_id=None, seed=0, difficulty=None):
+        """(SynthBug, its mutated text): the bug named, or one drawn with the seed."""
+        bug = self.get(bug_id) if bug_id else self.draw(seed, difficulty=difficulty)
+        try:
+            return bug, self.text(bug.id)
+        except OSError as error:
+            raise PoolError(f"synthesized bug {bug.id}'s mutated file is missing from the pool: {error}") from None
+
     def draw(self, seed, exclude=(), difficulty=None):
         """One kept bug, drawn with the seed (families first, so a pool rich in one family does not
         make every draw that family's)."""

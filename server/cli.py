@@ -152,12 +152,10 @@ def synthesized_pick(codebase, source, bug_id, seed, difficulty):
     """(SynthBug, its mutated text) from the checkout's pool (bug_synth): the one named, or drawn."""
     from bug_synth.pool import Pool, PoolError
 
-    pool = Pool(codebase, source)
     try:
-        bug = pool.get(bug_id) if bug_id else pool.draw(seed or 0, difficulty=difficulty)
+        return Pool(codebase, source).pick(bug_id, seed or 0, difficulty)
     except PoolError as error:
         raise UsageError(str(error)) from None
-    return bug, pool.text(bug.id)
 
 
 def builtin_pick(args, codebase, source):

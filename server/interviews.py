@@ -335,11 +335,9 @@ class Interviews:
         from bug_synth.pool import Pool, PoolError
 
         source, _, found = self._codebase(codebase)
-        pool = Pool(found, source)
         try:
-            bug = pool.get(bug_id) if bug_id else pool.draw(seed, difficulty=difficulty)
-            return bug, pool.text(bug.id)
-        except (PoolError, OSError) as error:
+            return Pool(found, source).pick(bug_id, seed, difficulty)
+        except PoolError as error:
             raise InterviewError(str(error)) from None
 
     def start_with(self, kind, chosen, seed, codebase="builtin", time_limit_s=DEFAULT_TIME_LIMIT_S,
@@ -567,5 +565,5 @@ def synthesized_reveal(synth, entry):
             "symptom": f"{synth.summary} (measured: {', '.join(synth.commands)}; {synth.steps} steps logged; "
                        f"symptom classes {', '.join(synth.symptoms)}; difficulty {synth.difficulty}: "
                        f"{synth.evidence})",
-            "symptom_on_this_codebase": "", "investigation": [hint for hint in synth.hints()],
+            "symptom_on_this_codebase": "", "investigation": synth.hints(),
             "hints": synth.hints(), "function": synth.function, "line": synth.line}
