@@ -49,7 +49,7 @@ def run_in_child(workspace, names, timeout):
     env = {**{c.data_env: scratch for c in codebases.registered() if c.data_env}, "OMP_NUM_THREADS": "1",
            "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.environ.get("PATH", ""), "LANG": os.environ.get("LANG", "C.UTF-8")}
     libraries = _libraries(names)
-    if jail.mode() == "isolated":
+    if jail.isolating(jail.mode()):
         plan = jail.Plan(workspace, writable=[scratch], libraries=[str(p) for p in libraries])
         lib_dir = jail.LIBRARIES
         argv, env = jail.jailed_argv(plan, [sys.executable, "-I", "-c", BOOT, lib_dir, workspace, *names], env)

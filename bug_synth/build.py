@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from bug_synth import operators
-from bug_synth.measure import measure, request_for_file
+from bug_synth.measure import measure, requests_for_file
 from bug_synth.pool import Pool
 from bug_synth.synth_bug import mutant_id
 from sandbox.codebases import CodebaseError
@@ -62,7 +62,13 @@ def ordered(mutants, seed):
                 yield queue.pop(0)
 
 
-def check_inputs(budget_minutes, workers, limit):
+MAX_SCENARIOS = 10
+DEFAULT_SCENARIOS = 2  # runs after the first an equivalent mutant is tried in
+
+
+def check_inputs(budget_minutes, workers, limit, scenarios=DEFAULT_SCENARIOS):
+    if not (isinstance(scenarios, int) and 0 <= scenarios <= MAX_SCENARIOS):
+        raise BuildError(f"scenarios must be a whole number from 0 to {MAX_SCENARIOS}, not {scenarios!r}")
     if not (isinstance(budget_minutes, (int, float)) and 0 < budget_minutes <= 24 * 60):
         raise BuildError(f"the budget must be more than 0 and at most 1440 minutes, not {budget_minutes!r}")
     if not (isinstance(workers, int) and 1 <= workers <= MAX_WORKERS):
@@ -72,10 +78,11 @@ def check_inputs(budget_minutes, workers, limit):
 
 
 def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps=None, limit=None, seed=0,
-          on_progress=None):
+          on_progress=None, scenarios=DEFAULT_SCENARIOS):
     """Measure untried mutants until the budget (minutes of wall time) or `limit` (mutants) runs
-    out; returns a BuildReport. on_progress(done, total, message) after each one."""
-    check_inputs(budget_minutes, workers, limit)
+    out; returns a BuildReport. on_progress(done, total, message) after each one. A mutant
+    equivalent in its first run is tried in up to `scenarios` more runs that execute its file."""
+    check_inputs(budget_minutes, workers, limit, scenarios)
     files = {path: text for path, text in read_codebase(source).items() if path in codebase.mutable_files(source)}
     try:
         candidates = list(operators.mutants(files, families))
@@ -86,18 +93,19 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     requests = {}
     try:
         for path in sorted({m.file for m in candidates}):
-            requests[path] = request_for_file(codebase, source, path, steps)
+            requests[path] = requests_for_file(codebase, source, path, steps)[:1 + scenarios]
     except CodebaseError as error:
         raise BuildError(f"--steps: {error}") from None
     tried = pool.tried()
-    todo = [m for m in ordered(candidates, seed) if requests[m.file] is not None and mutant_id(m) not in tried]
-    report.unrunnable = sum(1 for m in candidates if requests[m.file] is None)
+    todo = [m for m in ordered(candidates, seed) if requests[m.file] and mutant_id(m) not in tried]
+    report.unrunnable = sum(1 for m in candidates if not requests[m.file])
     cut = limit is not None and len(todo) > limit
     todo = todo[:limit] if cut else todo
     plain = codebase.request(codebase.default_request({"bugs": []}), steps=steps)
     started = time.time()
     deadline = started + budget_minutes * 60
-    for request in {r.model_dump_json(): r for r in requests.values() if r is not None}.values():
+    firsts = [runs[0] for runs in requests.values() if runs]  # the others' baselines are made when first needed
+    for request in {r.model_dump_json(): r for r in firsts}.values():
         try:  # once, before the workers queue on its lock; a codebase that does not train stops here
             codebase.baseline(source, request)
         except RunError as error:
@@ -106,8 +114,7 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     lock = threading.Lock()
 
     def one(mutant):
-        request = requests[mutant.file]
-        row, bug = measure(codebase, source, mutant, request, scratch, is_default=request == plain)
+        row, bug = measure_in_turn(codebase, source, mutant, requests[mutant.file], scratch, plain)
         if bug is not None:
             bug.digest = pool.digest
         pool.record(row, bug, mutant.text if bug else None)
@@ -124,6 +131,24 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     report.seconds = time.time() - started
     report.stopped_by = "budget" if out_of_time else "limit" if cut else "exhausted"
     return report
+
+
+def measure_in_turn(codebase, source, mutant, runs, scratch, plain):
+    """(tried row, SynthBug or None): the mutant in its first run, then in the next while it stays
+    equivalent; the row names every run it was tried in and counts their seconds together."""
+    row, bug, tried_in, seconds = None, None, [], 0.0
+    for request in runs:
+        name = getattr(request, "scenario", None) or "default"
+        this, found = measure(codebase, source, mutant, request, scratch, is_default=request == plain)
+        if this["outcome"] == "baseline_failed" and row is not None:  # the runs so far stand
+            row["detail"] = f"not tried in {name}: its pristine run failed"
+            break
+        seconds += this.get("seconds", 0.0)
+        tried_in.append(name)
+        row, bug = {**this, "tried_in": list(tried_in), "seconds": round(seconds, 1)}, found
+        if row["outcome"] != "equivalent":
+            break
+    return row, bug
 
 
 def _run(todo, one, workers, deadline):

@@ -6,6 +6,11 @@ curves never leave the baseline's and nothing is classified (the same training: 
 changes nothing a run can see); `no_symptom` when the curves depart but no symptom class is
 observed (a change too small to call a bug); `does_not_compile`; `baseline_failed`.
 
+A mutant equivalent in its first run is measured again in the next scenarios that execute its
+file (up to `build`'s `scenarios`): a change to a collective, a mask or a cast may be invisible
+in one process and plain in two ranks or with padding. Its outcome is `equivalent` only in the
+runs it was tried in, and the row names them.
+
 Difficulty comes from the evidence, never from the operator:
   easy    the run crashed and its traceback names the mutated line (or the line next to it);
   medium  a symptom in the aggregate curves (loss, validation, grad norm, lr) or a crash elsewhere;
@@ -44,17 +49,27 @@ def request_from(codebase, data):
     return type(default_request(codebase)).model_validate(data)
 
 
-def request_for_file(codebase, source, file, steps=None):
-    """The run that executes `file`: the codebase's default run, unless the file is a script that
-    only another scenario runs; None when no scenario runs it."""
+def requests_for_file(codebase, source, file, steps=None):
+    """The runs that execute `file`, the one a mutant is measured in first leading: the codebase's
+    default run, unless the file is a script that only other scenarios run; then the other
+    scenarios whose commands run it (a library module: every one). Empty when none runs it."""
     module = file.removesuffix(".py").replace("/", ".")
     default = codebase.request(default_request(codebase), steps=steps)
-    requests = [default] + [codebase.request(default_request(codebase), scenario=name, steps=steps)
-                            for name in codebase.scenarios if name != getattr(default, "scenario", None)]
-    runs_it = [r for r in requests if any({module, file} & set(command.split()) for command in codebase.commands(r))]
+    others = [codebase.request(default_request(codebase), scenario=name, steps=steps)
+              for name in codebase.scenarios if name != getattr(default, "scenario", None)]
+    names = {module, file}
+    runs_it = [r for r in [default, *others] if any(names & set(c.split()) for c in codebase.commands(r))]
     if runs_it:
-        return runs_it[0]
-    return None if '__name__ == "__main__"' in (Path(source) / file).read_text() else default
+        return runs_it
+    if '__name__ == "__main__"' in (Path(source) / file).read_text():
+        return []
+    return [default, *others]  # imported by what the scripts run
+
+
+def request_for_file(codebase, source, file, steps=None):
+    """The run a mutant of `file` is measured in first; None when no scenario runs it."""
+    found = requests_for_file(codebase, source, file, steps)
+    return found[0] if found else None
 
 
 def bounded(request, baseline_wall_s):

@@ -151,18 +151,23 @@ def _check_available():
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         return False, f"agent isolation needs {', '.join(missing)} (util-linux, coreutils) on PATH"
-    try:
-        probe = subprocess.run(
-            ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--propagation", "private",
-             "--", "sh", "-c", "test $$ = 1 && mount -t tmpfs tmpfs /tmp"],
-            stdin=subprocess.DEVNULL, capture_output=True, timeout=20,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return False, f"could not try the namespaces: {error}"
-    if probe.returncode != 0:
-        why = probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"status {probe.returncode}"]
-        return False, f"PID and mount namespaces do not work here ({why[0]}); a container needs CAP_SYS_ADMIN"
+    failed = namespaces_fail(["unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc",
+                              "--propagation", "private"], "test $$ = 1 && mount -t tmpfs tmpfs /tmp")
+    if failed:
+        return False, f"PID and mount namespaces do not work here ({failed}); a container needs CAP_SYS_ADMIN"
     return True, ""
+
+
+def namespaces_fail(unshare, script):
+    """'' when `script` succeeds under the `unshare` command line, else the last line it said."""
+    try:
+        probe = subprocess.run([*unshare, "--", "sh", "-c", script], stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"could not try: {error}"
+    if probe.returncode == 0:
+        return ""
+    return (probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"status {probe.returncode}"])[0]
 
 
 def _all_users_mapped():

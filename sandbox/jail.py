@@ -23,10 +23,24 @@ can read or write while it runs, the agent can read or write through it. So it r
 
 Results come back as data: the run's stdout, stderr and telemetry files, read by the server.
 
-Where the machine cannot do this (not root, or no namespaces), `mode()` says "honour system":
-practice runs go on unisolated and the interview says so; an eval refuses to start
-(BUGDRILL_ISOLATION=required). BUGDRILL_ISOLATION=off turns the jail off on purpose (a developer
-debugging a run by hand).
+A server that is not root, on a machine that lets users make user namespaces, gets the second
+form, `mode()` "isolated (user namespace)" (BUGDRILL_ISOLATION=user-namespace asks for it
+anywhere): no other user can be switched to there, so the run keeps the server's uid and what
+keeps it away from the server's files is the mounts alone. It starts from an empty root rather
+than the host's with holes in it:
+
+* a user namespace mapping the server's uid alone, with PID and mount namespaces of its own;
+* a new root with nothing but /usr, /etc and /sys (read-only), /dev, a fresh /proc, the
+  interpreter's directories (read-only), the same /episode places as above, and fresh /tmp,
+  /var/tmp and /dev/shm; the host's root is detached, so no home directory, repository or
+  state directory is anywhere to be found, and whatever of ours lies inside a directory put
+  back (a package installed into the interpreter's site-packages) is covered;
+* no capabilities (empty bounding set, no_new_privs), so the mounts cannot be undone; the process
+  cap is set inside the namespace, where it counts the run's own processes only.
+
+Where the machine can do neither, `mode()` says "honour system": practice runs go on
+unisolated and the interview says so; an eval refuses to start (BUGDRILL_ISOLATION=required).
+BUGDRILL_ISOLATION=off turns the jail off on purpose (a developer debugging a run by hand).
 
 Not covered: the network namespace is shared (training on several ranks talks over loopback);
 files readable by every user elsewhere on the machine stay readable.
@@ -46,6 +60,10 @@ WORKSPACE = f"{ROOT}/workspace"
 LIBRARIES = f"{ROOT}/lib"  # packages of ours a jailed process may import (the check framework), by name
 SETUP_FAILED = 125  # the setup's exit status, with a "bugdrill-jail:" line on stderr
 PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")  # fresh in the jail: the host's temporary files stay out of reach
+ISOLATED = "isolated"
+USER_NAMESPACE = "isolated (user namespace)"
+HONOUR = "honour system"
+SYSTEM = ("usr", "etc", "sys")  # what a user-namespace jail's root holds of the host's, read-only
 
 
 class JailError(Exception):
@@ -60,6 +78,7 @@ class Plan:
     writable: list[str] = field(default_factory=list)
     readable: list[str] = field(default_factory=list)
     libraries: list[str] = field(default_factory=list)  # package directories, bound under LIBRARIES by name
+    processes: int | None = None  # the task cap a user-namespace jail sets inside (the root jail's is the supervisor's)
 
     def places(self):
         """{host path: path in the jail} of everything bound."""
@@ -80,36 +99,82 @@ class Plan:
 
 
 def mode():
-    """'isolated' when workspace code runs in the jail here, else 'honour system'."""
+    """ISOLATED when workspace code runs in the root jail here, USER_NAMESPACE in the
+    user-namespace one, else HONOUR."""
     from sandbox import isolation  # here: isolation runs the agent through the runner, which imports us
 
     setting = os.environ.get("BUGDRILL_ISOLATION", "auto")
     if setting == "off":
-        return "honour system"
+        return HONOUR
+    if setting == "user-namespace":
+        ok, why = user_namespaces_available()
+        if not ok:
+            raise JailError(f"BUGDRILL_ISOLATION=user-namespace, and no user namespace can be made here: {why}")
+        return USER_NAMESPACE
     ok, why = isolation.isolation_available()
     if ok:
-        return "isolated"
+        return ISOLATED
+    ours, why_not = user_namespaces_available()
+    if ours:
+        return USER_NAMESPACE
     if setting == "required":
-        raise JailError(f"workspace code must run isolated (BUGDRILL_ISOLATION=required), and cannot here: {why}")
-    return "honour system"
+        raise JailError(f"workspace code must run isolated (BUGDRILL_ISOLATION=required), and cannot here: {why}; "
+                        f"nor in a user namespace: {why_not}")
+    return HONOUR
+
+
+def isolating(how):
+    """Whether a mode() answer runs workspace code in a jail."""
+    return how in (ISOLATED, USER_NAMESPACE)
+
+
+_userns = None
+
+
+def user_namespaces_available():
+    """(True, "") when this process can make a user namespace with PID and mount namespaces and
+    mount in it (cached), else (False, why)."""
+    global _userns
+    if _userns is None:
+        _userns = _try_user_namespace()
+    return _userns
+
+
+def _try_user_namespace():
+    from sandbox import isolation
+
+    if not sys.platform.startswith("linux") or not all(shutil.which(t) for t in ("unshare", "setpriv", "bash")):
+        return False, "user namespaces need Linux with unshare, setpriv and bash on PATH"
+    failed = isolation.namespaces_fail([shutil.which("unshare"), *USERNS_FLAGS],
+                                       "test $$ = 1 && mount -t tmpfs tmpfs /tmp && pivot_root --version >/dev/null")
+    return (False, f"no user namespace with mounts here ({failed})") if failed else (True, "")
+
+
+USERNS_FLAGS = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc",
+                "--propagation", "private"]
 
 
 def jailed_argv(plan: Plan, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     """(argv, env) that run `argv` (an absolute program first) inside the jail with `env`
     translated; the returned env is the setup's own, the command's is in argv."""
+    inner_env = {k: plan.translate(v) for k, v in env.items()}
+    inner_env.update(HOME="/tmp", TMPDIR="/tmp", USER=RUN_USER)
+    command = [plan.translate(a) for a in argv]
+    outer_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": env.get("LANG", "C.UTF-8")}
+    if mode() == USER_NAMESPACE:
+        script = _user_namespace_script(plan, command, inner_env)
+        return [shutil.which("unshare"), *USERNS_FLAGS, "--", shutil.which("bash"), "-c", script], outer_env
+
     from sandbox import isolation
 
     uid, gid = isolation.agent_ids(user=RUN_USER)
     Path(ROOT).mkdir(mode=0o755, exist_ok=True)
     for path in plan.writable:
         _give(Path(path), uid, gid)
-    inner_env = {k: plan.translate(v) for k, v in env.items()}
-    inner_env.update(HOME="/tmp", TMPDIR="/tmp", USER=RUN_USER)
-    command = [plan.translate(a) for a in argv]
     script = _setup_script(plan, uid, gid, command, inner_env)
     outer = [shutil.which("unshare"), "--pid", "--fork", "--kill-child", "--mount", "--mount-proc",
              "--propagation", "private", "--", shutil.which("bash"), "-c", script]
-    return outer, {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": env.get("LANG", "C.UTF-8")}
+    return outer, outer_env
 
 
 def _give(path, uid, gid):
@@ -189,11 +254,8 @@ def _setup_script(plan, uid, gid, command, env):
     keep = [k for k in keep if _inside(k, covers)]  # only what a cover hides is put back
     inner_hidden = [h for h in hidden if _inside(h, keep) and not _inside(h, fresh)]
 
-    lines = ['fail() { echo "bugdrill-jail: $1" >&2; exit %d; }' % SETUP_FAILED]
     sources = [*[str(k) for k in keep], *places]
-    # descriptors opened before anything is covered: the bind sources stay reachable through them
-    for fd, source in enumerate(sources, start=10):
-        lines.append(f"exec {fd}<{q(source)} || fail {q(f'cannot open {source}')}")
+    lines = _opened(sources)
     lines.append(f"mount -t tmpfs -o mode=0755,size=64k tmpfs {ROOT} || fail 'cannot make {ROOT}'")
     for path in covers:
         if path in fresh:
@@ -203,21 +265,95 @@ def _setup_script(plan, uid, gid, command, env):
         else:
             how = "mount --bind /dev/null"
         lines.append(f"{how} {q(str(path))} || fail {q(f'cannot cover {path}')}")
-    for fd, source in enumerate(sources, start=10):
-        target = places.get(source, source)
-        lines.append(f"mkdir -p {q(target)} && mount --no-canonicalize --bind /proc/self/fd/{fd} {q(target)} "
-                     f"|| fail {q(f'cannot bind {target}')}")
-        if not target.startswith(f"{ROOT}/rw/"):
-            lines.append(f"mount -o remount,bind,ro {q(target)} || fail {q(f'cannot make {target} read-only')}")
-    for path in inner_hidden:
-        how = "mount -t tmpfs -o ro,mode=0755,size=4k tmpfs" if path.is_dir() else "mount --bind /dev/null"
-        lines.append(f"{how} {q(str(path))} || fail {q(f'cannot hide {path}')}")
+    lines += _bound(sources, places) + _hidden(inner_hidden)
     for path in [*covers, Path(ROOT)]:
         if path.is_dir() and path not in fresh:
             lines.append(f"mount -o remount,ro {q(str(path))} || fail {q(f'cannot seal {path}')}")
-    lines.append("exec " + " ".join(f"{fd}<&-" for fd in range(10, 10 + len(sources))))
-    setpriv = [shutil.which("setpriv"), f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs",
-               "--inh-caps=-all", "--bounding-set=-all", "--"]
+    lines.append(_closed(sources))
+    return "\n".join(lines + _become([f"--reuid={uid}", f"--regid={gid}", "--clear-groups"], command, env))
+
+
+def _user_namespace_script(plan, command, env):
+    """The shell (root of a user namespace) that builds a root from nothing, pivots into it and
+    becomes the run, without capabilities."""
+    from sandbox import isolation
+
+    q = shlex.quote
+    hidden = isolation.hidden_paths([plan.workspace, *pristine_checkouts()])
+    places = plan.places()
+    system = [Path("/", name) for name in SYSTEM if os.path.isdir(Path("/", name))]
+    keep = [k for k in interpreter_paths(hidden) if not _inside(k, system)]
+    inner_hidden = [h for h in hidden if _inside(h, [*system, *keep])]
+    new_root = "/tmp"  # any directory: the namespace's own tmpfs goes over it, the host's stays as it was
+
+    def at(path):
+        return new_root + str(path)
+
+    sources = [*[str(k) for k in keep], *places]
+    lines = _opened(sources)  # a source under /tmp stays reachable once the new root covers it
+    lines.append(f"mount -t tmpfs -o mode=0755,size=64k tmpfs {new_root} || fail 'cannot make a root'")
+    for path in system:
+        lines.append(f"mkdir -p {q(at(path))} && mount --rbind {q(str(path))} {q(at(path))} "
+                     f"&& mount -o remount,bind,ro {q(at(path))} || fail {q(f'cannot bind {path}')}")
+    for name in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
+        link = Path("/", name)
+        if link.is_symlink():
+            lines.append(f"ln -s {q(os.readlink(link))} {q(at(link))} || fail {q(f'cannot link {link}')}")
+        elif link.is_dir():
+            lines.append(f"mkdir -p {q(at(link))} && mount --rbind {q(str(link))} {q(at(link))} "
+                         f"&& mount -o remount,bind,ro {q(at(link))} || fail {q(f'cannot bind {link}')}")
+    lines.append(f"mkdir -p {q(at('/dev'))} && mount --rbind /dev {q(at('/dev'))} || fail 'cannot bind /dev'")
+    lines.append(f"mkdir -p {q(at('/proc'))} && mount -t proc proc {q(at('/proc'))} || fail 'cannot mount /proc'")
+    for path in PRIVATE:
+        lines.append(f"mkdir -p {q(at(path))} && mount -t tmpfs -o mode=1777,size=1024m tmpfs {q(at(path))} "
+                     f"|| fail {q(f'cannot make {path}')}")
+    lines += _bound(sources, places, at) + _hidden(inner_hidden, at)
+    lines.append(_closed(sources))
+    lines += [f"mkdir {q(at('/.host'))} && cd {q(new_root)} && pivot_root . .host || fail 'cannot enter the new root'",
+              "umount -l /.host && rmdir /.host || fail 'cannot let go of the host root'",
+              "mount -o remount,bind,ro / || fail 'cannot seal the root'"]
+    if plan.processes:
+        lines.append(f"ulimit -u {int(plan.processes)} || fail 'cannot cap the processes'")
+    return "\n".join(lines + _become([], command, env))
+
+
+def _opened(sources):
+    """The script's first lines: its fail(), and a descriptor on every bind source (10 up), opened
+    before anything is covered, so that each stays reachable through /proc/self/fd."""
+    q = shlex.quote
+    lines = ['fail() { echo "bugdrill-jail: $1" >&2; exit %d; }' % SETUP_FAILED]
+    for fd, source in enumerate(sources, start=10):
+        lines.append(f"exec {fd}<{q(source)} || fail {q(f'cannot open {source}')}")
+    return lines
+
+
+def _bound(sources, places, at=str):
+    """Each source bound at its place (its own path where it has none), read-only but for /episode/rw."""
+    q = shlex.quote
+    lines = []
+    for fd, source in enumerate(sources, start=10):
+        place = places.get(source, source)
+        target = at(place)
+        lines.append(f"mkdir -p {q(target)} && mount --no-canonicalize --bind /proc/self/fd/{fd} {q(target)} "
+                     f"|| fail {q(f'cannot bind {target}')}")
+        if not place.startswith(f"{ROOT}/rw/"):
+            lines.append(f"mount -o remount,bind,ro {q(target)} || fail {q(f'cannot make {target} read-only')}")
+    return lines
+
+
+def _hidden(paths, at=str):
+    """An empty read-only directory, or /dev/null, over each of ours inside something put back."""
+    q = shlex.quote
+    return [f"{'mount -t tmpfs -o ro,mode=0755,size=4k tmpfs' if p.is_dir() else 'mount --bind /dev/null'} "
+            f"{q(at(p))} || fail {q(f'cannot hide {p}')}" for p in paths]
+
+
+def _closed(sources):
+    return "exec " + " ".join(f"{fd}<&-" for fd in range(10, 10 + len(sources)))
+
+
+def _become(who, command, env):
+    """The last lines: into the workspace, then the command with no capabilities (as `who` says)."""
+    setpriv = [shutil.which("setpriv"), *who, "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
     envline = [shutil.which("env"), "-i", *(f"{k}={v}" for k, v in env.items())]
-    lines += [f"cd {WORKSPACE} || fail 'cannot enter the workspace'", "exec " + shlex.join(setpriv + envline + command)]
-    return "\n".join(lines)
+    return [f"cd {WORKSPACE} || fail 'cannot enter the workspace'", "exec " + shlex.join(setpriv + envline + command)]

@@ -127,7 +127,7 @@ def _launch(spec, run_id, workspace, path):
     argv, env = argv + list(spec.argv), _run_env(spec, path)
     quota_dirs = [str(Path(d).expanduser().resolve()) for d in spec.quota_dirs]
     isolation = jail.mode() if spec.untrusted else "trusted"
-    if isolation == "isolated":
+    if jail.isolating(isolation):
         # everything the run writes is in the quota; the workspace is read-only inside, counted anyway
         quota_dirs.append(str(workspace))
         argv, env = jail.jailed_argv(jail_plan(spec, workspace, path), argv, env)
@@ -151,7 +151,7 @@ def jail_plan(spec, workspace, path):
     """What a jailed run sees: the workspace, its telemetry directory and quota directories (in
     that order, at /episode/rw/0, 1, ...), the probe. Views read it to name those places again."""
     return jail.Plan(str(workspace), writable=[str(Path(path) / "telemetry"), *spec.quota_dirs],
-                     readable=[str(PROBE_DIR)] if spec.probe else [])
+                     readable=[str(PROBE_DIR)] if spec.probe else [], processes=spec.limits.processes)
 
 
 def _run_env(spec, path):

@@ -297,7 +297,8 @@ class Supervisor:
         fsize = self.limits["disk_mb"] * MB
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         if self.launch.get("isolation") == "isolated":
-            # counted per user, so it binds once the jail drops root; a fork bomb ends at the cap
+            # counted per user, so it binds once the jail drops root; a fork bomb ends at the cap (a
+            # user-namespace jail sets its own inside, where only the run's processes count)
             tasks = self.limits.get("processes", 512)
             resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
         if self.cgroup:

@@ -126,7 +126,9 @@ class InterviewSummary(BaseModel):
     verifies: int
     isolation: str = Field(description=(
         "how the server runs the workspace's code: 'isolated' (an unprivileged user in namespaces of its own, "
-        "no access to bugdrill's files) or 'honour system' (this machine cannot isolate it)"))
+        "no access to bugdrill's files), 'isolated (user namespace)' (the server's uid in a user namespace, on a "
+        "root that holds none of bugdrill's files, without capabilities) or 'honour system' (this machine "
+        "cannot isolate it)"))
     edits: int
     runs: int
     found: bool

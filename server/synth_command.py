@@ -21,6 +21,9 @@ def add_command(command):
     p.add_argument("--limit", type=int, help="measure at most this many new mutants")
     p.add_argument("--steps", type=int, help="steps of every measured run (default: each scenario's own)")
     p.add_argument("--seed", type=int, default=0, help="the order families' mutants are tried in")
+    p.add_argument("--scenarios", type=int, default=2,
+                   help="further runs that execute its file an equivalent mutant is tried in (default 2; 0: "
+                        "its first run alone)")
 
 
 def checkout(name):
@@ -48,7 +51,7 @@ def cmd_synth(args):
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     with RunProgress(stream=sys.stderr, indent="") as progress:  # stdout is the table, or the JSON
         report = build(codebase, source, families, args.budget_minutes, args.workers, args.steps, args.limit,
-                       args.seed, on_progress=progress.update)
+                       args.seed, on_progress=progress.update, scenarios=args.scenarios)
     table = family_table(report.pool, report.candidates)
     kept = report.pool.kept()
     mix = Counter(bug.difficulty for bug in kept)
@@ -64,7 +67,7 @@ def cmd_synth(args):
 
 
 def render(data):
-    lines = ["| family | candidates | tried | compiled | observable | equivalent | kept |",
+    lines = ["| family | candidates | tried | compiled | observable | equivalent (in every run tried) | kept |",
              "|---|---|---|---|---|---|---|"]
     for row in data["families"]:
         lines.append(f"| {row['family']} | {row['candidates']} | {row['tried']} | {row['compiled']} | "

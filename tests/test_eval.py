@@ -16,7 +16,7 @@ from evals import report  # noqa: E402
 from evals.reference_agent import WHOLE_RESULTS  # noqa: E402
 from inspect_runs import BIN, giveaways, inspect_eval  # noqa: E402
 
-SAMPLES = "episode-001,episode-002,episode-004"  # control, bug 1, bugs 1 and 4 (bug 4 alone: episode-003)
+SAMPLES = "episode-001,episode-004"  # a control, and bugs 1 and 4 together (each alone: episodes 002 and 003)
 COMPOUND = "episode-004"
 PLAN = ["-T", "bugs=1,4", "-T", "bugs_per_episode=[0,1,2]"]
 
@@ -47,7 +47,7 @@ def test_every_episode_is_scored_by_behaviour(eval_run):
     by_id = {s.id: s for s in log.samples}
     assert sorted(by_id) == SAMPLES.split(",")
     kinds = {s.id: s.metadata["bugs_per_episode"] for s in log.samples}
-    assert kinds == {"episode-001": 0, "episode-002": 1, "episode-004": 2}
+    assert kinds == {"episode-001": 0, "episode-004": 2}
     for sample in log.samples:
         verdict = sample.scores["episode_scorer"].metadata
         assert verdict["control"] == (sample.metadata["bugs_per_episode"] == 0)
@@ -56,6 +56,12 @@ def test_every_episode_is_scored_by_behaviour(eval_run):
         # a bug's place is found only with a diagnosis graded at its location
         for bug in verdict["bugs"]:
             assert bug["credit"] == (bug["place"] + (bug["place"] and bug["cause"]) + bug["fixed"] + bug["clean"]) / 4
+    # the reference agent claims nothing on the control, and finds zero_grad misplaced (bug 1: not
+    # learning) from its symptoms (tests/test_reference_agent.py leaves these two to this test)
+    control = by_id["episode-001"].scores["episode_scorer"].metadata
+    assert control["false_positive"] is False and control["diagnoses"] == 0 and not control["changed"], control
+    (zero_grad,) = [b for b in by_id[COMPOUND].scores["episode_scorer"].metadata["bugs"] if b["bug"] == 1]
+    assert zero_grad["place"] and zero_grad["cause"], zero_grad
 
 
 def test_the_report_equals_the_per_sample_verdicts(eval_run):

@@ -2,8 +2,11 @@
 it cannot make a check say (sandbox/jail.py, bug_catalog/checking.py, the runner's limits).
 
 Each test plants what an agent under evaluation would plant in its workspace (edit_file can
-write any file there) and asserts the attack fails. Needs root and namespaces; skipped elsewhere
-with the reason, where runs go on under the honour system (which the last test checks is said).
+write any file there) and asserts the attack fails, in both jails: the root one (a user of its
+own) and the user-namespace one a server that is not root gets (the server's own uid, kept away
+from the server's files by the mounts alone; here it runs as root mapped to itself, which is
+the harder case for those mounts). Each jail's tests are skipped with the reason where it cannot
+be made, where runs go on under the honour system (which a test checks is said).
 """
 
 import json
@@ -23,8 +26,18 @@ from sandbox.training import TrainingRequest, train
 from sandbox.workspace import create_workspace
 
 AVAILABLE, WHY = isolation_available()
-needs_jail = pytest.mark.skipif(not AVAILABLE, reason=f"the jail is unavailable here: {WHY}")
-pytestmark = needs_jail
+USERNS, WHY_NOT_USERNS = jail.user_namespaces_available()
+JAILS = [pytest.param("auto", marks=pytest.mark.skipif(not AVAILABLE, reason=f"the root jail is unavailable here: {WHY}"),
+                      id="root-jail"),
+         pytest.param("user-namespace", id="user-namespace-jail", marks=pytest.mark.skipif(
+             not USERNS, reason=f"the user-namespace jail is unavailable here: {WHY_NOT_USERNS}"))]
+
+
+@pytest.fixture(autouse=True, params=JAILS)
+def kind(request, monkeypatch):
+    """Which jail the test's runs and checks go through (BUGDRILL_ISOLATION)."""
+    monkeypatch.setenv("BUGDRILL_ISOLATION", request.param)
+    return request.param
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +67,7 @@ found = {"env": dict(os.environ), "uid": os.getuid(), "pids": [p for p in os.lis
 found["keys"] = glob.glob("%(state)s/**/*.json", recursive=True)
 found["template"] = os.path.exists("%(template)s")
 found["packages"] = [p for p in ("%(repo)s/server", "%(repo)s/bug_catalog") if os.path.exists(p)]
-for target in ("%(workspace)s/stolen.json", "stolen.json"):
+for target in ("%(workspace)s/stolen.json", "stolen.json", "%(home)s/.bugdrill-spy", "%(repo)s/.bugdrill-spy"):
     try:
         open(target, "w").write("x")
         found.setdefault("planted", []).append(target)
@@ -64,21 +77,24 @@ print("SPY " + json.dumps(found))
 """
 
 
-def test_a_run_of_workspace_code_reaches_no_key_template_process_or_state_path(tmp_path, state):
+def test_a_run_of_workspace_code_reaches_no_key_template_process_or_state_path(tmp_path, state, kind):
     key = workspace_with(tmp_path, bug=1)
     workspace = key["workspace"]
     repo = Path(__file__).resolve().parents[1]
     plant(workspace, "picochat/__init__.py", SPY % {
-        "state": state, "template": PICOCHAT_DIR / "picochat" / "gpt.py", "repo": repo, "workspace": workspace})
+        "state": state, "template": PICOCHAT_DIR / "picochat" / "gpt.py", "repo": repo, "workspace": workspace,
+        "home": Path.home()})
     training = train(workspace, TrainingRequest(steps=2, args=["--num_samples=0"]))
     stdout = runner.read_log(training.stages[0], "stdout")
     spy = json.loads(next(line for line in stdout.splitlines() if line.startswith("SPY "))[4:])
-    assert spy["uid"] != 0
+    if kind == "auto":
+        assert spy["uid"] != 0  # the root jail's run user; the user-namespace one keeps the server's uid
     assert spy["keys"] == [] and not spy["template"] and spy["packages"] == []
     assert spy["pids"] and all(int(p) < 100 for p in spy["pids"]), "another process is visible"
     assert not any(str(state) in value for value in spy["env"].values()), spy["env"]
     assert "planted" not in spy, "the run wrote into the workspace"
     assert not (Path(workspace) / "stolen.json").exists()
+    assert not (Path.home() / ".bugdrill-spy").exists() and not (repo / ".bugdrill-spy").exists()
     assert answer_key_path(workspace).is_file()  # the key is there; the run could not see it
 
 
@@ -148,7 +164,10 @@ def test_a_file_at_the_per_file_limit_ends_the_run_even_when_the_error_is_caught
     assert result.state == "disk_limit", result
 
 
-def test_a_fork_bomb_stops_at_the_process_limit(tmp_path):
+def test_a_fork_bomb_stops_at_the_process_limit(tmp_path, kind):
+    if kind == "user-namespace" and os.geteuid() == 0:
+        pytest.skip("root's own uid is exempt from RLIMIT_NPROC in every namespace; the user-namespace jail's "
+                    "cap (ulimit -u inside) binds for a server that is not root")
     result = run_script(tmp_path, """
         import os, time
         made = 0
@@ -166,21 +185,27 @@ def test_a_fork_bomb_stops_at_the_process_limit(tmp_path):
     assert made < 16, made
 
 
-def test_the_launch_says_whether_a_run_was_isolated(tmp_path, monkeypatch):
+def test_the_launch_says_whether_a_run_was_isolated(tmp_path, monkeypatch, kind):
     result = run_script(tmp_path, "print('hello')\n")
-    assert json.loads((runner.run_dir(result.run_id) / "launch.json").read_text())["isolation"] == "isolated"
+    said = json.loads((runner.run_dir(result.run_id) / "launch.json").read_text())["isolation"]
+    assert said == {"auto": "isolated", "user-namespace": "isolated (user namespace)"}[kind]
     monkeypatch.setenv("BUGDRILL_ISOLATION", "off")
     assert jail.mode() == "honour system"
-    monkeypatch.setenv("BUGDRILL_ISOLATION", "required")
-    assert jail.mode() == "isolated"
 
 
-def test_required_isolation_refuses_where_it_is_impossible(monkeypatch):
+def test_a_server_that_is_not_root_gets_the_user_namespace_jail_or_the_honour_system(monkeypatch, kind):
     from sandbox import isolation
 
+    monkeypatch.setattr(isolation, "isolation_available", lambda: (False, "not root"))
+    for setting in ("auto", "required"):
+        monkeypatch.setenv("BUGDRILL_ISOLATION", setting)
+        assert jail.mode() == "isolated (user namespace)"
+    monkeypatch.setattr(jail, "user_namespaces_available", lambda: (False, "no user namespaces here"))
     monkeypatch.setenv("BUGDRILL_ISOLATION", "required")
-    monkeypatch.setattr(isolation, "isolation_available", lambda: (False, "no namespaces here"))
-    with pytest.raises(jail.JailError, match="no namespaces here"):
+    with pytest.raises(jail.JailError, match="no user namespaces here"):
+        jail.mode()
+    monkeypatch.setenv("BUGDRILL_ISOLATION", "user-namespace")
+    with pytest.raises(jail.JailError, match="no user namespaces here"):
         jail.mode()
     monkeypatch.setenv("BUGDRILL_ISOLATION", "auto")
     assert jail.mode() == "honour system"

@@ -63,11 +63,12 @@ def found(diagnoses, bug):
     return any(d["bug_id"] == bug_id and d["location_right"] and d["cause_right"] for d in diagnoses)
 
 
-# the causal mask's diagonal (validation below the entropy floor) is left to tests/test_eval.py's
-# episodes, where the same agent plays it (scored there, not required to be found): here it cost
-# three minutes of CI on its own
+# Production debugging of a bug the agent must find from its symptoms. The same agent plays more
+# in tests/test_eval.py's episodes, where it must find zero_grad misplaced (bug 1: not learning)
+# and claim nothing on a control: those two are not played again here (each cost a minute or two
+# of CI). The causal mask's diagonal (validation below the entropy floor) is played there too,
+# scored, not required to be found.
 @pytest.mark.parametrize("bug, variant", [
-    ("zero-grad", 2),             # not learning: zero_grad between clipping and the step
     ("attn-mask-broadcast", 2),   # NaN: the padding mask broadcast over queries instead of keys
 ])
 async def test_production_debugging_finds_the_bug_from_its_symptoms(state, bug, variant):
@@ -75,12 +76,6 @@ async def test_production_debugging_finds_the_bug_from_its_symptoms(state, bug, 
     assert calls[0] == "run_training" and calls.count("run_training") == 1, calls
     assert len(calls) <= MAX_CALLS and 1 <= len(diagnoses) <= MAX_DIAGNOSES, (calls, diagnoses)
     assert found(diagnoses, bug), (text, diagnoses)
-
-
-async def test_production_debugging_control_claims_nothing(state):
-    text, diagnoses, calls = await play("production_debugging")
-    assert diagnoses == [], diagnoses
-    assert "No bug found" in text and "edit_file" not in calls and "verify_fix" not in calls, (text, calls)
 
 
 @pytest.mark.parametrize("bug, variant", [

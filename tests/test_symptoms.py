@@ -67,8 +67,8 @@ def test_a_clip_the_optimizer_never_sees_shows_in_the_norm_it_sees(state):
 
 
 def test_a_logged_loss_the_validation_does_not_share_reads_as_train_loss_off(state):
-    accumulated = TrainingRequest(scenario="base", steps=40, args=["--total_batch_size=2048", "--num_samples=0",
-                                                                   "--eval_every=20"])
+    accumulated = TrainingRequest(scenario="base", steps=20, args=["--total_batch_size=2048", "--num_samples=0",
+                                                                   "--eval_every=10"])
     run, base = bugged_run(state, "grad-accum-unscaled", 1, accumulated)
     incident = classify(run, base)
     assert "train_loss_off" in incident.classes, incident.summary

@@ -30,7 +30,7 @@ def state(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_build(state):
-    result = synth(state, "--limit", "8", "--steps", "20", "--workers", "2", "--json")
+    result = synth(state, "--limit", "5", "--steps", "20", "--workers", "2", "--scenarios", "0", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -41,10 +41,10 @@ def pool_rows(data, name):
 
 
 def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_build):
-    assert first_build["measured"] == 8 and first_build["stopped_by"] == "limit"
+    assert first_build["measured"] == 5 and first_build["stopped_by"] == "limit"
     tried = pool_rows(first_build, "tried.jsonl")
-    assert len(tried) == 8 and len({row["id"] for row in tried}) == 8
-    assert len({row["family"] for row in tried}) == 8  # families take turns
+    assert len(tried) == 5 and len({row["id"] for row in tried}) == 5
+    assert len({row["family"] for row in tried}) == 5  # families take turns
     kept = pool_rows(first_build, "kept.jsonl")
     assert first_build["kept"] == len(kept) == sum(row["outcome"] == "kept" for row in tried)
     for bug in kept:
@@ -54,16 +54,19 @@ def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_
     for row in tried:
         assert row["outcome"] in ("kept", "equivalent", "no_symptom", "does_not_compile"), row
     table = {row["family"]: row for row in first_build["families"]}
-    assert sum(row["tried"] for row in table.values()) == 8
+    assert sum(row["tried"] for row in table.values()) == 5
     assert sum(row["kept"] for row in table.values()) == first_build["kept"]
 
 
 def test_a_second_build_resumes_and_measures_only_new_mutants(first_build, state):
-    result = synth(state, "--limit", "2", "--steps", "20", "--workers", "2", "--json")
+    result = synth(state, "--limit", "1", "--steps", "20", "--scenarios", "1", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     again = json.loads(result.stdout)
     tried = pool_rows(again, "tried.jsonl")
-    assert again["measured"] == 2 and len(tried) == 10 and len({row["id"] for row in tried}) == 10
+    assert again["measured"] == 1 and len(tried) == 6 and len({row["id"] for row in tried}) == 6
+    # the first build tried each mutant in its first run alone; this one may try an equivalent one in one more
+    assert all(len(row["tried_in"]) == 1 for row in tried[:5])
+    assert 1 <= len(tried[-1]["tried_in"]) <= 2, tried[-1]
 
 
 def test_bad_input_is_a_clear_error(state, tmp_path):
@@ -100,3 +103,34 @@ async def test_an_interview_draws_from_the_built_pool_and_its_run_shows_the_meas
         run = await call(client, "run_training", interview_id=interview)
         # the same request and seed as the measured run: the interview's run shows what the pool recorded
         assert set(bug["symptoms"]) <= set(run["symptoms"]), (bug["symptoms"], run["symptoms"], bug["cause"])
+
+
+def test_an_equivalent_mutant_is_tried_in_the_next_runs_of_its_file(monkeypatch):
+    """measure_in_turn with the measurement stubbed: equivalent in the default run, shown in the
+    second scenario, never run in the third; a failing pristine run elsewhere leaves what stood."""
+    from types import SimpleNamespace
+
+    from bug_synth import build as building
+
+    runs = [SimpleNamespace(scenario=name) for name in ("base", "resume", "ddp")]
+    outcomes = {"base": "equivalent", "resume": "kept", "ddp": "kept"}
+    measured = []
+
+    def fake_measure(codebase, source, mutant, request, scratch, is_default):
+        measured.append((request.scenario, is_default))
+        outcome = outcomes[request.scenario]
+        return {"id": "m", "outcome": outcome, "seconds": 2.0}, ("bug" if outcome == "kept" else None)
+
+    monkeypatch.setattr(building, "measure", fake_measure)
+    row, bug = building.measure_in_turn(None, None, None, runs, None, plain=runs[0])
+    assert measured == [("base", True), ("resume", False)]
+    assert (row["outcome"], row["tried_in"], row["seconds"], bug) == ("kept", ["base", "resume"], 4.0, "bug")
+
+    outcomes.update(resume="equivalent", ddp="baseline_failed")
+    measured.clear()
+    row, bug = building.measure_in_turn(None, None, None, runs, None, plain=runs[0])
+    assert (row["outcome"], row["tried_in"], bug) == ("equivalent", ["base", "resume"], None)
+    assert "ddp" in row["detail"]
+    assert building.check_inputs(1, 1, None, scenarios=0) is None
+    with pytest.raises(building.BuildError, match="scenarios"):
+        building.check_inputs(1, 1, None, scenarios=-1)

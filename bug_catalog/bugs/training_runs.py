@@ -2,6 +2,7 @@
 the loss scaler, and the distributed set-up of scripts/base_train.py."""
 
 import contextlib
+import functools
 import math
 import io
 import re
@@ -357,18 +358,33 @@ def _torchrun(*flags, nproc=2):
                       "-m", "scripts.base_train", *flags, timeout=240)
 
 
-STEP_LOSS = re.compile(r"^step (\d+)/\d+ .*?\| loss: ([\d.]+)", re.M)
-DDP_FLAGS = ["--preset=tiny", "--num_samples=0", "--eval_every=1000", "--dtype=float32", "--dropout=0"]
+STEP_LR = re.compile(r"^step (\d+)/\d+ .*?\| loss: ([\d.]+) \| lr: ([\d.e+-]+)", re.M)
+# validation plays no part in these checks: one batch of it keeps the runs short
+DDP_FLAGS = ["--preset=tiny", "--num_samples=0", "--eval_every=1000", "--eval_batches=1", "--dtype=float32",
+             "--dropout=0"]
+GLOBAL_BATCH_STEPS = 8
+
+
+@functools.lru_cache(maxsize=1)
+def _one_rank_and_two_ranks():
+    """(step, loss, lr) of each logged step of a 1-rank run with 16 sequences per step, and of a
+    2-rank run with 8 on each rank: the same global batch. Two checks read them, so a process
+    that runs both trains them once."""
+    one_rank = _quiet_train(f"--num_iterations={GLOBAL_BATCH_STEPS}", "--device_batch_size=16", "--dropout=0",
+                            "--eval_batches=1")
+    two_ranks = _torchrun(*DDP_FLAGS, f"--num_iterations={GLOBAL_BATCH_STEPS}", "--device_batch_size=8")
+    one_rank, two_ranks = STEP_LR.findall(one_rank), STEP_LR.findall(two_ranks)
+    assert len(one_rank) == len(two_ranks) == GLOBAL_BATCH_STEPS, \
+        f"logged steps: {len(one_rank)} on 1 rank, {len(two_ranks)} on 2"
+    return one_rank, two_ranks
 
 
 @check("loss-not-averaged")
 def _():
     """The loss logged by a 2-rank run must be the loss of the global batch: the same as one rank
     logs for the same global batch (2 x 8 sequences there, 16 sequences here)."""
-    one_rank = STEP_LOSS.findall(_quiet_train("--num_iterations=8", "--device_batch_size=16", "--dropout=0"))
-    two_ranks = STEP_LOSS.findall(_torchrun(*DDP_FLAGS, "--num_iterations=8", "--device_batch_size=8"))
-    assert len(one_rank) == len(two_ranks) == 8, f"logged steps: {len(one_rank)} on 1 rank, {len(two_ranks)} on 2"
-    pairs = [(float(a), float(b)) for (_, a), (_, b) in zip(one_rank, two_ranks)]
+    one_rank, two_ranks = _one_rank_and_two_ranks()
+    pairs = [(float(a[1]), float(b[1])) for a, b in zip(one_rank, two_ranks)]
     assert all(abs(a - b) <= 1e-3 * a for a, b in pairs), f"(1-rank loss, 2-rank logged loss) per step: {pairs}"
 
 
@@ -394,16 +410,11 @@ def _(source):
     return _scale_lr(source, "args.lr * dist_info.world_size**0.5")
 
 
-STEP_LR = re.compile(r"^step (\d+)/\d+ .*?\| loss: ([\d.]+) \| lr: ([\d.e+-]+)", re.M)
-
-
 @check("lr-times-world-size")
 def _():
     """With the global batch held fixed (8 sequences on each of 2 ranks against 16 on one), a
     2-rank run must follow the 1-rank run: the same learning rate and loss at every step."""
-    one_rank = STEP_LR.findall(_quiet_train("--num_iterations=6", "--device_batch_size=16", "--dropout=0"))
-    two_ranks = STEP_LR.findall(_torchrun(*DDP_FLAGS, "--num_iterations=6", "--device_batch_size=8"))
-    assert len(one_rank) == len(two_ranks) == 6, f"logged steps: {len(one_rank)} on 1 rank, {len(two_ranks)} on 2"
+    one_rank, two_ranks = _one_rank_and_two_ranks()
     lrs = [(a[2], b[2]) for a, b in zip(one_rank, two_ranks)]
     assert all(float(a) == float(b) for a, b in lrs), f"(1-rank lr, 2-rank lr) per step: {lrs}"
     pairs = [(float(a[1]), float(b[1])) for a, b in zip(one_rank, two_ranks)]
