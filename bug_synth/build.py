@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from bug_synth import operators
-from bug_synth.measure import measure, requests_for_file
+from bug_synth.measure import measure, plain_request, requests_for_file
 from bug_synth.pool import Pool
 from bug_synth.synth_bug import mutant_id
 from sandbox.codebases import CodebaseError
@@ -101,7 +101,7 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     report.unrunnable = sum(1 for m in candidates if not requests[m.file])
     cut = limit is not None and len(todo) > limit
     todo = todo[:limit] if cut else todo
-    plain = codebase.request(codebase.default_request({"bugs": []}), steps=steps)
+    plain = plain_request(codebase, steps)
     started = time.time()
     deadline = started + budget_minutes * 60
     firsts = [runs[0] for runs in requests.values() if runs]  # the others' baselines are made when first needed

@@ -44,6 +44,12 @@ def default_request(codebase):
     return codebase.default_request({"bugs": []})
 
 
+def plain_request(codebase, steps=None):
+    """The codebase's default run, with `steps` if given: the run a mutant is measured in unless
+    its file is a script only another scenario runs."""
+    return codebase.request(default_request(codebase), steps=steps)
+
+
 def request_from(codebase, data):
     """A stored request (a dict) as the codebase's own request type."""
     return type(default_request(codebase)).model_validate(data)
@@ -54,7 +60,7 @@ def requests_for_file(codebase, source, file, steps=None):
     default run, unless the file is a script that only other scenarios run; then the other
     scenarios whose commands run it (a library module: every one). Empty when none runs it."""
     module = file.removesuffix(".py").replace("/", ".")
-    default = codebase.request(default_request(codebase), steps=steps)
+    default = plain_request(codebase, steps)
     others = [codebase.request(default_request(codebase), scenario=name, steps=steps)
               for name in codebase.scenarios if name != getattr(default, "scenario", None)]
     names = {module, file}

@@ -9,6 +9,7 @@ import difflib
 import hashlib
 from dataclasses import asdict, dataclass, field
 
+from sandbox.sentences import first_sentence
 from sandbox.workspace import InjectedBug, WorkspaceError
 
 SLUG = "synthesized"
@@ -39,7 +40,7 @@ class SynthBug:
 
     def hints(self):
         where = f" of {self.function}" if self.function else ""
-        return [f"Compare the run with the pristine baseline ({', '.join(self.symptoms)}): {first(self.summary)}",
+        return [f"Compare the run with the pristine baseline ({', '.join(self.symptoms)}): {first_sentence(self.summary)}",
                 f"What goes wrong is in {self.file}.",
                 f"Look at the code{where} in {self.file}, around line {self.line}."]
 
@@ -53,11 +54,6 @@ class SynthBug:
                                             f"b/{self.file}"))
         return InjectedBug(self.id, SLUG, self.family, f"synth/{self.family}", self.file, diff, pristine,
                            synth=asdict(self))
-
-
-def first(text):
-    text = " ".join(text.split())
-    return text.split(". ")[0].rstrip(".") + "." if text else ""
 
 
 def sha(text):

@@ -19,6 +19,7 @@ from bug_catalog.catalog import load_catalog
 from bug_catalog.split import held_out_names
 from sandbox.baselines import baseline
 from sandbox.codebases.picochat import PICOCHAT_DIR
+from sandbox.sentences import first_sentence
 from sandbox.symptoms import classify
 from sandbox.training import TrainingRequest, train, training_data
 from sandbox.workspace import create_workspace
@@ -59,11 +60,6 @@ def not_run_reason(record, variant):
     if not variant.shows:
         return "no run symptom here: " + first_sentence(record.run_note or record.symptom)
     return None
-
-
-def first_sentence(text):
-    text = " ".join(text.split())
-    return text.split(". ")[0].rstrip(".") + "."
 
 
 def run_variant(record, variant, scratch):

@@ -198,6 +198,8 @@ def cmd_restore(args):
 
 
 def cmd_check(args):
+    from server.runs import trains_like_pristine
+
     key = load_answer_key(args.workspace)
     catalog = load_catalog()
     codebase = codebases.of_key(key)
@@ -207,25 +209,9 @@ def cmd_check(args):
     results = run_checks(args.workspace, names, jobs=2) if names else {}
     fixed = all(results[name]["passed"] for name in names)
     if fixed and synth:
-        fixed = runs_match_pristine(key, args.workspace)
+        fixed = trains_like_pristine(key, args.workspace, label="check")[0]
     emit(args, {"fixed": fixed}, "fixed" if fixed else "not fixed")
     return 0 if fixed else 1
-
-
-def runs_match_pristine(key, workspace):
-    """Whether the workspace's fix-judging runs (bug_synth.synth_bug.fix_requests) match the pristine ones."""
-    from bug_synth.synth_bug import fix_requests
-    from sandbox.matching import runs_match
-    from sandbox.training import training_data
-
-    codebase = codebases.of_key(key)
-    source = codebases.source_of(key)
-    for request in fix_requests(codebase, key):
-        base = codebase.baseline(source, request)
-        run = codebase.train(workspace, request, label="check")
-        if not runs_match(training_data(run), training_data(base)).same:
-            return False
-    return True
 
 
 def cmd_export_patches(args):

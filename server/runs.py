@@ -216,17 +216,26 @@ def short_run_stage(interview, key, report=None):
     path that showed the bug is not fixed; nor is code that only behaves when it spots a check."""
     if report:
         report(0, 1, "short training runs against the pristine code")
+    same, detail = trains_like_pristine(key, interview.workspace, label="verify")
+    if not same:
+        return [StageResult("runs against the pristine code", False, detail)]
+    return [StageResult("runs against the pristine code", True, "trains like the pristine code")]
+
+
+def trains_like_pristine(key, workspace, label):
+    """(True, "") when each run that judges a fix (behaviour_requests) trains in `workspace` as the
+    same-seed pristine run does; else (False, where it differs, or why there is no verdict)."""
     codebase = codebases.of_key(key)
     for request in behaviour_requests(key):
         try:
-            base = codebase.baseline(codebase_of(key), request)  # a pristine run that fails: no verdict
-        except RunError as error:
-            return [StageResult("runs against the pristine code", False, str(error))]
-        training = codebase.train(interview.workspace, request, label="verify")
+            base = codebase.baseline(codebase_of(key), request)
+        except RunError as error:  # a pristine run that fails: no verdict
+            return False, str(error)
+        training = codebase.train(workspace, request, label=label)
         try:
             match = runs_match(training_data(training), training_data(base))
         except RunError as error:
             match = Match(False, f"the run left nothing to compare: {error}")
         if not match.same:
-            return [StageResult("runs against the pristine code", False, match.detail)]
-    return [StageResult("runs against the pristine code", True, "trains like the pristine code")]
+            return False, match.detail
+    return True, ""
