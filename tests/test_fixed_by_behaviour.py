@@ -109,3 +109,25 @@ def test_runs_match_within_rounding_and_not_beyond():
         False, "loss at step 3 (stage 1) is 2.02, the pristine run's 2")
     assert not runs_match(fake_run([3.0, 2.5]), base).same
     assert not runs_match(fake_run([3.0, 2.5, 2.0], state="failed"), base).same
+
+
+def test_a_failed_check_is_confirmed_once_but_one_that_ran_out_of_time_is_not(interviews, monkeypatch):
+    """bug_checks runs a failed check again before it counts (a rank lost to a loaded machine),
+    except a check that hung to its time limit: a workspace that makes a 2-rank run hang would
+    otherwise cost every verification that limit twice over."""
+    import server.interviews as verification
+
+    interview, key = started(interviews, 5, "scale-dropped")
+    calls = []
+
+    def fake_run_checks(workspace, names, timeout=300, jobs=1):
+        calls.append(list(names))
+        details = {"zero-grad": "AssertionError: the gradients were not cleared",
+                   "loss-not-averaged": "subprocess.TimeoutExpired: Command '[...]' timed out after 240 seconds",
+                   "corpus-barrier-missing": "the checks took longer than 300 s"}
+        return {name: {"passed": name not in details, "detail": details.get(name, "")} for name in names}
+
+    monkeypatch.setattr(verification, "run_checks", fake_run_checks)
+    stages = verification.bug_checks(interview, key)
+    assert calls[1:] == [["zero-grad"]], calls  # the assertion is confirmed; the two hangs are not re-run
+    assert not all(stage.passed for stage in stages)
