@@ -125,6 +125,27 @@ def create_workspace(workspace, codebase, chosen, codebase_name="builtin", seed=
     return key
 
 
+def is_pristine_copy(workspace, codebase):
+    """Whether every file of the workspace (its .git aside) is byte for byte the text file of the
+    pristine codebase at the same path, with none added, missing, linked or of another kind: the
+    pristine code itself, which has nothing left to fix."""
+    expected = read_codebase(codebase)
+    seen = 0
+    for path in Path(workspace).rglob("*"):
+        relative = path.relative_to(workspace)
+        if relative.parts[0] == ".git" or (path.is_dir() and not path.is_symlink()):
+            continue
+        if path.is_symlink() or not path.is_file() or relative.as_posix() not in expected:
+            return False
+        try:
+            if path.read_bytes() != expected[relative.as_posix()].encode():
+                return False
+        except OSError:
+            return False
+        seen += 1
+    return seen == len(expected)
+
+
 def load_answer_key(workspace):
     path = answer_key_path(workspace)
     if not path.exists():

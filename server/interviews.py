@@ -25,7 +25,7 @@ from sandbox import codebases
 from sandbox.codebase import overlaps
 from sandbox.codebases import CodebaseError
 from sandbox.state import state_dir
-from sandbox.workspace import WorkspaceError, create_workspace, load_answer_key, read_codebase
+from sandbox.workspace import WorkspaceError, create_workspace, is_pristine_copy, load_answer_key, read_codebase
 from server import grading, locate, snippet
 from server.store import CLOCK_STARTS, Store
 
@@ -145,6 +145,25 @@ def every_check(key):
     return codebase.checks() if key["codebase"] in ("builtin", codebase.name) else set()
 
 
+# a workspace restored to the pristine code byte for byte is judged by what it is, not run again
+PRISTINE_COPY = ("not run: every file of the workspace is byte for byte the pristine code's, none added or "
+                 "missing, so there is nothing left to fix")
+
+
+def checked(interview, names, report):
+    """{name: {"passed", "detail"}} of the checks run on the workspace, in two child processes."""
+    if report:
+        report(0, 1, f"running {len(names)} behavioural checks")
+    results = run_checks(str(interview.workspace), names, jobs=2)
+    # checks are deterministic, but a 2-rank one can lose a rank to an overloaded machine (gloo's
+    # teardown aborts now and then): a failure is confirmed by a second run before it counts, unless
+    # it hung to its time limit (a workspace that makes a run hang would cost that limit twice)
+    failed = [name for name in names if not results[name]["passed"] and not ran_out_of_time(results[name]["detail"])]
+    if failed:
+        results.update(run_checks(str(interview.workspace), failed))
+    return results
+
+
 def ran_out_of_time(detail):
     """Whether a check's failure is its time limit: the whole check process's, or a run's inside it."""
     return detail.startswith("the checks took longer than") or "TimeoutExpired" in detail
@@ -160,21 +179,19 @@ def bug_checks(interview, key, report=None):
     # a synthesized bug has no check of its own: every check still passing, and the runs, judge it
     own = {codebase.check_for(catalog[b["id"]]): b["id"] for b in catalogue_only(key)["bugs"]}
     names = sorted(every_check(key) | set(own))
-    if report:
-        report(0, 1, f"running {len(names)} behavioural checks")
-    results = run_checks(str(interview.workspace), names, jobs=2)
-    # checks are deterministic, but a 2-rank one can lose a rank to an overloaded machine (gloo's
-    # teardown aborts now and then): a failure is confirmed by a second run before it counts, unless
-    # it hung to its time limit (a workspace that makes a run hang would cost that limit twice)
-    failed = [name for name in names if not results[name]["passed"] and not ran_out_of_time(results[name]["detail"])]
-    if failed:
-        results.update(run_checks(str(interview.workspace), failed))
+    pristine = is_pristine_copy(interview.workspace, codebases.source_of(key))
+    if pristine:
+        if report:
+            report(1, 1, "the workspace is the pristine code byte for byte: no check to run")
+        results = {name: {"passed": True, "detail": PRISTINE_COPY} for name in names}
+    else:
+        results = checked(interview, names, report)
     stages = [StageResult(name, results[name]["passed"], results[name]["detail"], bug_id)
               for name, bug_id in own.items()]
     others = [name for name in names if name not in own]
     if others:
         failing = [name for name in others if not results[name]["passed"]]
-        detail = "; ".join(f"{name}: {results[name]['detail'][:200]}" for name in failing)
+        detail = PRISTINE_COPY if pristine else "; ".join(f"{name}: {results[name]['detail'][:200]}" for name in failing)
         stages.append(StageResult(f"the other {len(others)} checks", not failing, detail))
     if report:
         report(1, 1, "checks done")

@@ -22,8 +22,9 @@ from sandbox.rundata import script_of
 from sandbox.runner import RunError, read_log, run_dir, run_result, stop_run
 from sandbox.symptoms import classify
 from sandbox.training import load_training, new_id, training_data
+from sandbox.workspace import is_pristine_copy
 from sandbox.views import BANDED, ViewError, render
-from server.interviews import InterviewError, StageResult
+from server.interviews import PRISTINE_COPY, InterviewError, StageResult
 
 
 def codebase_of(key):
@@ -214,6 +215,8 @@ def short_run_stage(interview, key, report=None):
     """A verification stage: the workspace's runs (behaviour_requests) must match the same-seed
     pristine runs (sandbox/matching.py). Code that passes a check and trains differently on the
     path that showed the bug is not fixed; nor is code that only behaves when it spots a check."""
+    if is_pristine_copy(interview.workspace, codebase_of(key)):
+        return [StageResult("runs against the pristine code", True, PRISTINE_COPY)]
     if report:
         report(0, 1, "short training runs against the pristine code")
     same, detail = trains_like_pristine(key, interview.workspace, label="verify")

@@ -13,7 +13,7 @@ def test_the_demo_plays_a_whole_interview(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     for step in ("connected to `bugdrill serve` over stdio", "Here is the incident.", "baseline loss",
-                 "global gradient norm", "verify_fix()", "Fixed: the checks pass.", "reveal()", "verdict: fixed"):
+                 "global gradient norm", "verify_fix()", "Fixed: the workspace is the pristine code, byte for byte", "reveal()", "verdict: fixed"):
         assert step in out, f"missing {step!r} in the transcript:\n{out[-3000:]}"
     # stdout is a pipe here: run progress is a plain line per change, never a repeated one
     progress = [line for line in out.splitlines() if re.search(r": step \d+ of \d+$", line)]

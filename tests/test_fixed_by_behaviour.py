@@ -131,3 +131,45 @@ def test_a_failed_check_is_confirmed_once_but_one_that_ran_out_of_time_is_not(in
     stages = verification.bug_checks(interview, key)
     assert calls[1:] == [["zero-grad"]], calls  # the assertion is confirmed; the two hangs are not re-run
     assert not all(stage.passed for stage in stages)
+
+
+def test_the_pristine_code_byte_for_byte_is_fixed_without_running_anything(interviews, monkeypatch):
+    """A workspace whose every file is the pristine code's is judged by what it is: no check or run
+    (they would be the pristine code's own). One byte, one file more or less, or a link is not that."""
+    import os
+
+    import server.interviews as verification
+    import server.runs as runs
+    from sandbox.workspace import is_pristine_copy, restore_workspace
+
+    interview, key = started(interviews, 5, "scale-dropped")
+    workspace, source = Path(interview.workspace), PICOCHAT_DIR
+    assert not is_pristine_copy(workspace, source)
+    restore_workspace(workspace)
+    assert is_pristine_copy(workspace, source)
+
+    def nothing_may_run(*args, **kwargs):
+        raise AssertionError("ran something on the pristine code")
+
+    monkeypatch.setattr(verification, "run_checks", nothing_may_run)
+    monkeypatch.setattr(runs, "trains_like_pristine", nothing_may_run)
+    stages = [*verification.bug_checks(interview, key), *short_run_stage(interview, key)]
+    assert all(stage.passed and "byte for byte" in stage.detail for stage in stages), stages
+
+    gpt = workspace / GPT
+    text = gpt.read_text()
+    gpt.write_text(text + " ")
+    assert not is_pristine_copy(workspace, source)
+    gpt.write_text(text)
+    for extra in ("sitecustomize.py", "picochat/__pycache__/gpt.cpython-311.pyc"):
+        (workspace / extra).parent.mkdir(exist_ok=True)
+        (workspace / extra).write_text("")
+        assert not is_pristine_copy(workspace, source), extra
+        (workspace / extra).unlink()
+    gpt.unlink()
+    assert not is_pristine_copy(workspace, source)
+    os.symlink(source / GPT, gpt)
+    assert not is_pristine_copy(workspace, source)
+    gpt.unlink()
+    gpt.write_text(text)
+    assert is_pristine_copy(workspace, source)

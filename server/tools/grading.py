@@ -16,6 +16,7 @@ from sandbox.shown_paths import for_candidate, workspace_places
 from server import results
 from server.context import add_tool
 from server.grading import MAX_CLAIM_CHARS, feedback
+from server.interviews import PRISTINE_COPY
 from server.tools.common import InterviewIdParam, clock
 from server.tools.training import progress_notes
 
@@ -38,8 +39,11 @@ def register(server, ctx):
         fixed, stages, used = await anyio.to_thread.run_sync(work)
         interview = service.get(interview_id)
         left = None if ctx.max_verify is None else max(0, ctx.max_verify - used)
-        message = ("Fixed: the checks pass." if fixed else
-                   "Not fixed: the checks still fail. Keep looking, or submit_diagnosis with what you think it is.")
+        if fixed and all(s.detail == PRISTINE_COPY for s in stages):
+            message = "Fixed: the workspace is the pristine code, byte for byte; nothing needed running."
+        else:
+            message = ("Fixed: the checks pass." if fixed else
+                       "Not fixed: the checks still fail. Keep looking, or submit_diagnosis with what you think it is.")
         places = workspace_places(interview.workspace)  # a check's traceback names paths as its process saw them
         checks = [results.CheckOutcome(name=s.name, bug_id=s.bug_id, passed=s.passed,
                                        detail=for_candidate(s.detail, places)) for s in stages]
