@@ -30,7 +30,7 @@ def state(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_build(state):
-    result = synth(state, "--limit", "5", "--steps", "20", "--workers", "2", "--scenarios", "0", "--json")
+    result = synth(state, "--limit", "4", "--steps", "20", "--workers", "2", "--scenarios", "0", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -41,10 +41,10 @@ def pool_rows(data, name):
 
 
 def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_build):
-    assert first_build["measured"] == 5 and first_build["stopped_by"] == "limit"
+    assert first_build["measured"] == 4 and first_build["stopped_by"] == "limit"
     tried = pool_rows(first_build, "tried.jsonl")
-    assert len(tried) == 5 and len({row["id"] for row in tried}) == 5
-    assert len({row["family"] for row in tried}) == 5  # families take turns
+    assert len(tried) == 4 and len({row["id"] for row in tried}) == 4
+    assert len({row["family"] for row in tried}) == 4  # families take turns
     kept = pool_rows(first_build, "kept.jsonl")
     assert first_build["kept"] == len(kept) == sum(row["outcome"] == "kept" for row in tried)
     for bug in kept:
@@ -54,19 +54,18 @@ def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_
     for row in tried:
         assert row["outcome"] in ("kept", "equivalent", "no_symptom", "does_not_compile"), row
     table = {row["family"]: row for row in first_build["families"]}
-    assert sum(row["tried"] for row in table.values()) == 5
+    assert sum(row["tried"] for row in table.values()) == 4
     assert sum(row["kept"] for row in table.values()) == first_build["kept"]
 
 
 def test_a_second_build_resumes_and_measures_only_new_mutants(first_build, state):
-    result = synth(state, "--limit", "1", "--steps", "20", "--scenarios", "1", "--json")
+    result = synth(state, "--limit", "1", "--steps", "20", "--scenarios", "0", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     again = json.loads(result.stdout)
     tried = pool_rows(again, "tried.jsonl")
-    assert again["measured"] == 1 and len(tried) == 6 and len({row["id"] for row in tried}) == 6
-    # the first build tried each mutant in its first run alone; this one may try an equivalent one in one more
-    assert all(len(row["tried_in"]) == 1 for row in tried[:5])
-    assert 1 <= len(tried[-1]["tried_in"]) <= 2, tried[-1]
+    assert again["measured"] == 1 and len(tried) == 5 and len({row["id"] for row in tried}) == 5
+    # --scenarios 0: each mutant in its first run alone (more runs: the stubbed test below)
+    assert all(len(row["tried_in"]) == 1 for row in tried)
 
 
 def test_bad_input_is_a_clear_error(state, tmp_path):
