@@ -64,6 +64,7 @@ ISOLATED = "isolated"
 USER_NAMESPACE = "isolated (user namespace)"
 HONOUR = "honour system"
 SYSTEM = ("usr", "etc", "sys")  # what a user-namespace jail's root holds of the host's, read-only
+LIBRARY_TOPS = ("bin", "lib", "lib64", "sbin", "lib32", "libx32")  # held too: as links, or like SYSTEM
 
 
 class JailError(Exception):
@@ -281,7 +282,9 @@ def _user_namespace_script(plan, command, env):
     q = shlex.quote
     hidden = isolation.hidden_paths([plan.workspace, *pristine_checkouts()])
     places = plan.places()
-    system = [Path("/", name) for name in SYSTEM if os.path.isdir(Path("/", name))]
+    tops = [Path("/", name) for name in (*SYSTEM, *LIBRARY_TOPS)]
+    system = [p for p in tops if p.is_dir() and not p.is_symlink()]
+    links = [p for p in tops if p.is_symlink()]  # /bin -> usr/bin on a merged-/usr system
     keep = [k for k in interpreter_paths(hidden) if not _inside(k, system)]
     inner_hidden = [h for h in hidden if _inside(h, [*system, *keep])]
     new_root = "/tmp"  # any directory: the namespace's own tmpfs goes over it, the host's stays as it was
@@ -295,13 +298,8 @@ def _user_namespace_script(plan, command, env):
     for path in system:
         lines.append(f"mkdir -p {q(at(path))} && mount --rbind {q(str(path))} {q(at(path))} "
                      f"&& mount -o remount,bind,ro {q(at(path))} || fail {q(f'cannot bind {path}')}")
-    for name in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
-        link = Path("/", name)
-        if link.is_symlink():
-            lines.append(f"ln -s {q(os.readlink(link))} {q(at(link))} || fail {q(f'cannot link {link}')}")
-        elif link.is_dir():
-            lines.append(f"mkdir -p {q(at(link))} && mount --rbind {q(str(link))} {q(at(link))} "
-                         f"&& mount -o remount,bind,ro {q(at(link))} || fail {q(f'cannot bind {link}')}")
+    for link in links:
+        lines.append(f"ln -s {q(os.readlink(link))} {q(at(link))} || fail {q(f'cannot link {link}')}")
     lines.append(f"mkdir -p {q(at('/dev'))} && mount --rbind /dev {q(at('/dev'))} || fail 'cannot bind /dev'")
     lines.append(f"mkdir -p {q(at('/proc'))} && mount -t proc proc {q(at('/proc'))} || fail 'cannot mount /proc'")
     for path in PRIVATE:
