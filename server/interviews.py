@@ -27,6 +27,7 @@ from sandbox.codebases import CodebaseError
 from sandbox.state import state_dir
 from sandbox.workspace import WorkspaceError, create_workspace, is_pristine_copy, load_answer_key, read_codebase
 from server import grading, locate, snippet
+from server.progress_notes import stage_units
 from server.store import CLOCK_STARTS, Store
 
 # a codebase's edits and checks (bug_catalog/targets) load torch and libcst: the codebase objects
@@ -153,7 +154,7 @@ PRISTINE_COPY = ("not run: every file of the workspace is byte for byte the pris
 def checked(interview, names, report):
     """{name: {"passed", "detail"}} of the checks run on the workspace, in two child processes."""
     if report:
-        report(0, 1, f"running {len(names)} behavioural checks")
+        report(0, 1, f"behavioural checks: running {len(names)}")
     results = run_checks(str(interview.workspace), names, jobs=2)
     # checks are deterministic, but a 2-rank one can lose a rank to an overloaded machine (gloo's
     # teardown aborts now and then): a failure is confirmed by a second run before it counts, unless
@@ -182,7 +183,7 @@ def bug_checks(interview, key, report=None):
     pristine = is_pristine_copy(interview.workspace, codebases.source_of(key))
     if pristine:
         if report:
-            report(1, 1, "the workspace is the pristine code byte for byte: no check to run")
+            report(1, 1, "behavioural checks: none run, the workspace is the pristine code byte for byte")
         results = {name: {"passed": True, "detail": PRISTINE_COPY} for name in names}
     else:
         results = checked(interview, names, report)
@@ -194,7 +195,7 @@ def bug_checks(interview, key, report=None):
         detail = PRISTINE_COPY if pristine else "; ".join(f"{name}: {results[name]['detail'][:200]}" for name in failing)
         stages.append(StageResult(f"the other {len(others)} checks", not failing, detail))
     if report:
-        report(1, 1, "checks done")
+        report(1, 1, "behavioural checks: done")
     return stages
 
 
@@ -484,6 +485,8 @@ class Interviews:
                 raise InterviewError(f"the verification limit is reached ({used} of {max_verify} used); "
                                      "submit_diagnosis or end_interview")
             key = self.key(interview)
+            if report:
+                report.plan(len(stages) * stage_units(1))  # each stage reports its start and its end
             results = [r for stage in stages for r in stage(interview, key, report)]
             fixed = all(r.passed for r in results)
             with self.store.transaction() as db:

@@ -12,6 +12,7 @@ per interview: a second one is refused, not queued.
 import fcntl
 import json
 import re
+import shlex
 from contextlib import contextmanager
 
 from bug_synth.synth_bug import fix_requests, opening_request
@@ -25,6 +26,7 @@ from sandbox.training import load_training, new_id, training_data
 from sandbox.workspace import is_pristine_copy
 from sandbox.views import BANDED, ViewError, render
 from server.interviews import PRISTINE_COPY, InterviewError, StageResult
+from server.progress_notes import stage_units
 
 
 def codebase_of(key):
@@ -80,11 +82,16 @@ class Runs:
         commands = codebase.commands(request)
         with self.exclusive(interview_id):
             progress = stage_progress(report)
+            phase = planned_units(commands)
+            if report:
+                report.plan(2 * phase)  # the baseline, then the run: a cached baseline is skipped below
             try:
                 base = codebase.baseline(codebase_of(key), request, on_progress=progress("baseline (pristine code)"))
             except baselines.BaselineFailed as error:
                 raise InterviewError(f"{error}. Your code was not run. If your flags made the pristine code fail, "
                                      "change them") from None
+            if report:
+                report.reach(phase, "baseline (pristine code): ready")
             training_id = new_id()
             started = {"training": training_id, "baseline": base.id,
                        "request": {"scenario": "base", **request.model_dump()}}
@@ -190,6 +197,12 @@ def run_spec(run_id):
         return {}
 
 
+def planned_units(commands):
+    """The progress units of one phase (a baseline, or a run) of these command lines: each stage
+    spans its planned steps and its start."""
+    return sum(stage_units(planned_steps(shlex.split(command))) for command in commands)
+
+
 def planned_steps(argv):
     """The steps a command line asks for (its last --num_iterations, or nanochat's --num-iterations)."""
     found = [int(m.group(1)) for a in argv for m in [re.fullmatch(r"--num[_-]iterations=(\d+)", a)] if m]
@@ -218,7 +231,7 @@ def short_run_stage(interview, key, report=None):
     if is_pristine_copy(interview.workspace, codebase_of(key)):
         return [StageResult("runs against the pristine code", True, PRISTINE_COPY)]
     if report:
-        report(0, 1, "short training runs against the pristine code")
+        report(0, 1, "short training runs against the pristine code: running")
     same, detail = trains_like_pristine(key, interview.workspace, label="verify")
     if not same:
         return [StageResult("runs against the pristine code", False, detail)]

@@ -10,7 +10,7 @@ from mcp import Client
 
 from server.app import build_server
 from server.interviews import StageResult
-from server.progress_notes import MIN_GAP_S, ProgressNotes
+from server.progress_notes import MIN_GAP_S, ProgressNotes, stage_units
 from mcp_calls import call
 
 pytestmark = pytest.mark.anyio
@@ -71,6 +71,28 @@ def test_stages_are_laid_end_to_end_and_each_message_names_its_stage():
     assert second_stage[-1][:2] == (15, 15) and training[-1][:2] == (26, 26)
 
 
+def test_a_plan_fixes_the_total_from_the_first_note_and_a_skipped_phase_is_jumped():
+    """A run says its plan (baseline, then training, 10 steps each): the total is the same in every
+    notification; with the baseline cached, progress jumps past it and still ends full."""
+    for cached in (False, True):
+        clock, sent = FakeClock(), []
+        notes = ProgressNotes(lambda *note: sent.append(note), min_gap_s=0, clock=clock)
+        notes.plan(2 * stage_units(10))
+        if not cached:
+            polls(clock, notes, "baseline (pristine code)", steps=10)
+        notes.reach(stage_units(10), "baseline (pristine code): ready")
+        polls(clock, notes, "training", steps=7)  # a run that crashed at step 7
+        notes.finish("training: crashed")
+        check_notifications(sent)
+        assert {total for _, total, _ in sent} == {21}, sent
+        assert sent[-1] == (21, 21, "training: crashed")
+        assert [n[0] for n in sent if n[2].startswith("training: ")][0] == 11
+
+
+def one_total(received):
+    return len({total for _, total, _ in received}) == 1
+
+
 async def test_a_training_run_reports_through_the_client_without_a_flood(server_state):
     received = []
 
@@ -89,18 +111,29 @@ async def test_a_training_run_reports_through_the_client_without_a_flood(server_
     phases = ("baseline (pristine code): ", "training: ")
     assert all(message.startswith(phases) for _, _, message in received), received
     assert received[-1][2] == "training: step 12 of 12" and received[-1][0] == received[-1][1], received
+    assert one_total(received), f"the total changed while the run went on: {received}"
+
+    # the same request again: its baseline is cached, the bar jumps past it and the total holds
+    received.clear()
+    async with Client(build_server("interviewer")) as client:
+        result = await client.call_tool("run_training", {"interview_id": started["interview_id"], "steps": 12},
+                                        progress_callback=progress)
+    assert not result.is_error, result.content[0].text
+    check_notifications(received)
+    assert not any(message.startswith("baseline (pristine code): step") for _, _, message in received), received
+    assert received[-1][0] == received[-1][1] and one_total(received), received
 
 
 async def test_verify_fix_progress_grows_across_its_stages(server_state):
     """Each verification stage reports from 0 again (checks, then short runs): the client sees one
     growing progress."""
     def checks(interview, key, report=None):
-        report(0, 1, "running 3 behavioural checks")
-        report(1, 1, "checks done")
+        report(0, 1, "behavioural checks: running 3")
+        report(1, 1, "behavioural checks: done")
         return [StageResult("checks", True)]
 
     def short_runs(interview, key, report=None):
-        report(0, 1, "short training runs against the pristine code")
+        report(0, 1, "short training runs against the pristine code: running")
         time.sleep(MIN_GAP_S)  # a run's length: the last note is due by now
         report(1, 1, "short training runs against the pristine code: done")
         return [StageResult("runs", True)]
@@ -118,5 +151,6 @@ async def test_verify_fix_progress_grows_across_its_stages(server_state):
                                         progress_callback=progress)
     assert not result.is_error, result.content[0].text
     check_notifications(received)
-    assert received[0][2] == "running 3 behavioural checks"
+    assert received[0][2] == "behavioural checks: running 3"
     assert received[-1][2] == "short training runs against the pristine code: done"
+    assert one_total(received) and received[-1][0] == received[-1][1], received

@@ -32,7 +32,9 @@ def register(server, ctx):
 
         def work():
             try:
-                return service.verify(interview_id, ctx.max_verify, ctx.verify_stages, notes)
+                verified = service.verify(interview_id, ctx.max_verify, ctx.verify_stages, notes)
+                notes.finish("verification: done")
+                return verified
             finally:
                 notes.flush()
 

@@ -83,7 +83,9 @@ def register(server, ctx):
 
         def work():
             try:
-                return runs.run(interview_id, scenario, steps, args, seed, notes)
+                done = runs.run(interview_id, scenario, steps, args, seed, notes)
+                notes.finish(f"training: {done[0].state}")
+                return done
             finally:
                 notes.flush()
 
