@@ -13,10 +13,23 @@ from bug_catalog.catalog import load_catalog
 BIN = Path(sys.executable).parent
 
 
+# brings the namespace's loopback up, then becomes the command: a 2-rank run's rendezvous (torchrun's
+# TCP store on localhost) waits forever where even loopback is down
+LOOPBACK_UP = """
+import fcntl, os, socket, struct, sys
+IFF_UP, SIOCGIFFLAGS, SIOCSIFFLAGS = 0x1, 0x8913, 0x8914
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH", b"lo", 0)))[1]
+    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+
 def offline_prefix():
-    """`unshare -n` (root) or `unshare -rn`: a network namespace with no interface up, so nothing can be
+    """`unshare -n` (root) or `unshare -rn`: a network namespace with loopback alone, so nothing can be
     downloaded. Root keeps its own user namespace, in which the jail can still switch users."""
-    for prefix in (["unshare", "-n"], ["unshare", "-rn"]):
+    for unshare in (["unshare", "-n"], ["unshare", "-rn"]):
+        prefix = [*unshare, sys.executable, "-c", LOOPBACK_UP]
         if shutil.which("unshare") and subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
             return prefix
     return []

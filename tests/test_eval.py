@@ -1,11 +1,12 @@
 """The eval through Inspect AI's own command line: `inspect eval bugdrill/ml_debugging` with
-the reference agent, offline (in a network namespace with no network where one can be made),
-on a control, two single-bug episodes and a compound one. The report's figures must equal the
+the reference agent, offline (in a network namespace with loopback alone where one can be made),
+on a control and a compound episode. The report's figures must equal the
 per-sample verdicts, and no transcript may hold what would give a bug away."""
 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ pytest.importorskip("inspect_ai")
 
 from evals import report  # noqa: E402
 from evals.reference_agent import WHOLE_RESULTS  # noqa: E402
-from inspect_runs import BIN, giveaways, inspect_eval  # noqa: E402
+from inspect_runs import BIN, giveaways, inspect_eval, offline_prefix  # noqa: E402
 
 SAMPLES = "episode-001,episode-004"  # a control, and bugs 1 and 4 together (each alone: episodes 002 and 003)
 COMPOUND = "episode-004"
@@ -120,6 +121,30 @@ def test_no_transcript_gives_a_bug_away(eval_run, react_run):
     root, _, _, log = eval_run
     for sample in [*log.samples, *react_run.samples]:
         assert not giveaways(sample, root / "state"), f"{sample.id}: {giveaways(sample, root / 'state')} reached the agent"
+
+
+LOOPBACK_BUT_NOTHING_ELSE = """
+import socket
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+socket.create_connection(server.getsockname(), timeout=5).close()
+try:
+    socket.create_connection(("192.0.2.1", 80), timeout=5)  # TEST-NET-1: never a real host
+except OSError:
+    print("offline, loopback up")
+"""
+
+
+def test_the_offline_namespace_keeps_loopback_for_two_rank_runs():
+    """torchrun's rendezvous is a TCP store on localhost: with loopback down, every 2-rank run or
+    check inside an offline eval waited until its time limit."""
+    prefix = offline_prefix()
+    if not prefix:
+        pytest.skip("no network namespace can be made here")
+    probe = subprocess.run([*prefix, sys.executable, "-c", LOOPBACK_BUT_NOTHING_ELSE], capture_output=True,
+                           text=True, timeout=60)
+    assert probe.stdout.strip() == "offline, loopback up", probe.stderr[-1000:]
 
 
 def test_bad_eval_input_is_a_clear_error(eval_run):
