@@ -111,10 +111,10 @@ def test_runs_match_within_rounding_and_not_beyond():
     assert not runs_match(fake_run([3.0, 2.5, 2.0], state="failed"), base).same
 
 
-def test_a_failed_check_is_confirmed_once_but_one_that_ran_out_of_time_is_not(interviews, monkeypatch):
-    """bug_checks runs a failed check again before it counts (a rank lost to a loaded machine),
-    except a check that hung to its time limit: a workspace that makes a 2-rank run hang would
-    otherwise cost every verification that limit twice over."""
+def test_every_check_runs_once_whatever_fails(interviews, monkeypatch):
+    """bug_checks runs every check once, in one call: a failure is not run again (the 2-rank checks
+    run a rank lost in gloo's teardown again themselves), so neither a check that hangs to its limit
+    nor the time a verification takes says which check failed."""
     import server.interviews as verification
 
     interview, key = started(interviews, 5, "scale-dropped")
@@ -129,7 +129,7 @@ def test_a_failed_check_is_confirmed_once_but_one_that_ran_out_of_time_is_not(in
 
     monkeypatch.setattr(verification, "run_checks", fake_run_checks)
     stages = verification.bug_checks(interview, key)
-    assert calls[1:] == [["zero-grad"]], calls  # the assertion is confirmed; the two hangs are not re-run
+    assert len(calls) == 1 and set(calls[0]) >= {"zero-grad", "loss-not-averaged", "attention-unscaled"}, calls
     assert not all(stage.passed for stage in stages)
 
 
