@@ -103,7 +103,7 @@ def server_state(tmp_path, monkeypatch):
 LONGEST_FIRST = ("test_catalogue.py", "test_synth_pool.py", "test_eval.py", "test_server_roles.py",
                  "test_validation_subset.py", "test_server_training.py", "test_symptoms.py",
                  "test_synth_interviews.py", "test_server_protocol.py", "test_training_runs.py",
-                 "test_cli_workspaces.py", "test_fixed_by_behaviour.py", "test_demo.py", "test_eval_command_agent.py",
+                 "test_cli_workspaces.py", "test_fixed_by_behaviour.py", "test_nonroot_server.py", "test_demo.py", "test_eval_command_agent.py",
                  "test_server_fuzz.py", "test_selfcheck.py", "test_server_transports.py", "test_reference_agent.py",
                  "test_probe.py", "test_evidence.py", "test_jail.py", "test_foreign_codebase.py")
 
