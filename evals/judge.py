@@ -5,7 +5,8 @@ the whole catalogue's checks and a short run against the baseline still pass.
 Partial credit per bug, a quarter each: found the place (a diagnosis at the right location),
 named the cause (the same diagnosis also gave the right cause), fixed it (its own check
 passes AND the workspace's short runs, the one that showed the bug among them, match the
-same-seed pristine runs: server/runs.py short_run_stage), fixed it cleanly (every other check
+same-seed pristine runs: server/runs.py short_run_stage; in a compound episode, a bug is judged
+alone where the other is left: with the other bug's file put back as the pristine code's), fixed it cleanly (every other check
 passes too). A bug counts as solved with all four. A control episode (no bug) is solved when the
 agent claimed nothing and changed nothing that breaks a check or the baseline run; otherwise
 it is a false positive.
@@ -18,16 +19,20 @@ less WRONG_CLAIM_COST / (number of bugs) per wrong claim, never below 0. A wrong
 undoes one right quarter. `solved` is unchanged by wrong claims; the credit shows their cost.
 """
 
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from bug_catalog.catalog import load_catalog
 from bug_catalog.checking import run_checks
 from bug_synth.synth_bug import catalogue_only
 from sandbox import codebases
+from sandbox.codebase import regular_files_copy
 from sandbox.workspace import read_codebase
 from server.interviews import bug_checks
 from server.locate import bugged_text
-from server.runs import codebase_of, short_run_stage
+from server.runs import codebase_of, short_run_stage, trains_like_pristine
 
 WRONG_CLAIM_COST = 0.25  # of one bug's credit: as much as one right quarter earns
 
@@ -90,9 +95,8 @@ def judge(interviews, interview):
     # a synthesized bug has no check of its own: the runs judge it (and _broken, every check)
     own = {b["id"]: codebase.check_for(catalog[b["id"]]) for b in catalogue_only(key)["bugs"]}
     results = run_checks(str(interview.workspace), sorted(set(own.values()))) if own else {}
-    behaviour = _behaviour(interview, key) if all(results[c]["passed"] for c in own.values()) else None
-    fixed = {b["id"]: (b["id"] not in own or results[own[b["id"]]]["passed"]) and behaviour is not None
-             and behaviour.passed for b in key["bugs"]}
+    checked = {b["id"]: b["id"] not in own or results[own[b["id"]]]["passed"] for b in key["bugs"]}
+    fixed, behaviour = _fixed(interview, key, checked)
     broken = _broken(interview, key, behaviour) if all(fixed.values()) else ["not every bug is fixed"]
     verdicts = []
     for bug in key["bugs"]:
@@ -101,6 +105,37 @@ def judge(interviews, interview):
                                    fixed[bug["id"]], fixed[bug["id"]] and not broken))
     wrong = sum(1 for d in diagnoses if not d["location_right"])
     return EpisodeVerdict(False, verdicts, len(diagnoses), wrong, changed, broken)
+
+
+def _fixed(interview, key, checked):
+    """({bug id: fixed}, the workspace's runs stage or None). A bug whose own check passes (a
+    synthesized one has none) is fixed when the workspace trains like the pristine code. In a
+    compound episode where it does not, each such bug is judged alone: on a copy of the workspace
+    with the other bugs' files put back as the pristine code's (bugs of one episode never share a
+    file), so a fix of one bug counts while the other is still there."""
+    if not any(checked.values()):
+        return {bug: False for bug in checked}, None
+    behaviour = _behaviour(interview, key)
+    if behaviour.passed or len(key["bugs"]) == 1:
+        return {bug: ok and behaviour.passed for bug, ok in checked.items()}, behaviour
+    fixed = {}
+    for bug in key["bugs"]:
+        others = [other for other in key["bugs"] if other is not bug]
+        fixed[bug["id"]] = checked[bug["id"]] and _trains_like_pristine_without(interview, key, others)
+    return fixed, behaviour
+
+
+def _trains_like_pristine_without(interview, key, others):
+    """Whether the workspace, with the files of `others` as the pristine code's, trains like it."""
+    scratch = Path(tempfile.mkdtemp(prefix="bugdrill-judge-"))
+    try:
+        copy = regular_files_copy(interview.workspace, scratch / "workspace")
+        for other in others:
+            (copy / other["file"]).write_text(other["pristine"])
+        same, _ = trains_like_pristine(key, copy, label="judge")
+        return same
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _behaviour(interview, key):

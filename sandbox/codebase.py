@@ -30,6 +30,22 @@ def overlaps(path, directory):
     return path == directory or directory in path.parents or path in directory.parents
 
 
+def regular_files_copy(source, destination):
+    """Copy the regular files of `source` (a workspace: untrusted) into `destination`, which must
+    not exist: links and anything else are left out, so that no copy reads a file elsewhere."""
+    source, destination = Path(source), Path(destination)
+    if destination.exists():
+        raise FileExistsError(f"{destination} already exists")
+    destination.mkdir(parents=True)
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if ".git" in relative.parts or path.is_symlink() or not path.is_file():
+            continue
+        (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination / relative, follow_symlinks=False)
+    return destination
+
+
 def text_copy(checkout, destination):
     """Copy a checkout's text files (blind workspaces hold text only; a checkout's images are not
     code) into `destination`, which must not exist. Returns the files left out."""

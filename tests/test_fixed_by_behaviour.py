@@ -173,3 +173,56 @@ def test_the_pristine_code_byte_for_byte_is_fixed_without_running_anything(inter
     gpt.unlink()
     gpt.write_text(text)
     assert is_pristine_copy(workspace, source)
+
+
+def test_in_a_compound_episode_a_bug_fixed_alone_counts_as_fixed(interviews, monkeypatch):
+    """Two bugs in two files, one fixed: the judge credits that one, judged on a copy with the other
+    bug's file put back as the pristine code's; the one left is not fixed. (Checks and runs are
+    stubbed: a check passes when its bug's file is the pristine text, and a workspace trains like
+    the pristine code when both files are.)"""
+    import evals.judge as judging
+
+    catalog = load_catalog()
+    chosen = [(catalog[5], next(v for v in catalog[5].variants if v.name == "scale-dropped")),
+              (catalog[8], catalog[8].variants[0])]
+    interview = interviews.start_with("production_debugging", chosen, seed=0)
+    key = interviews.key(interview)
+    first, second = key["bugs"]
+    assert first["file"] != second["file"]
+    (Path(interview.workspace) / first["file"]).write_text(first["pristine"])  # the fix of the first bug
+
+    def is_pristine(workspace, bug):
+        return (Path(workspace) / bug["file"]).read_text() == bug["pristine"]
+
+    def fake_run_checks(workspace, names, timeout=300, jobs=1):
+        by_check = {catalog[b["id"]].check: b for b in key["bugs"]}
+        return {name: {"passed": is_pristine(workspace, by_check[name]), "detail": ""} for name in names}
+
+    def fake_trains_like_pristine(key_, workspace, label):
+        same = all(is_pristine(workspace, bug) for bug in key["bugs"])
+        return same, "" if same else "loss at step 1 differs"
+
+    monkeypatch.setattr(judging, "run_checks", fake_run_checks)
+    monkeypatch.setattr(judging, "trains_like_pristine", fake_trains_like_pristine)
+    monkeypatch.setattr(judging, "_behaviour", lambda interview_, key_: StageResult(
+        "runs against the pristine code", *fake_trains_like_pristine(key, interview_.workspace, "judge")))
+    verdict = judging.judge(interviews, interview)
+    fixed = {bug.bug: bug.fixed for bug in verdict.bugs}
+    assert fixed == {first["id"]: True, second["id"]: False}, fixed
+    assert not any(bug.clean for bug in verdict.bugs)  # clean asks for every bug fixed
+
+
+def test_the_judges_copy_of_a_workspace_holds_its_regular_files_and_no_link(tmp_path):
+    """A link the candidate planted (to the answer key, say) must not become a readable file in the
+    copy the judge trains."""
+    from sandbox.codebase import regular_files_copy
+
+    secret = tmp_path / "secret.json"
+    secret.write_text("the answer")
+    workspace = tmp_path / "ws"
+    (workspace / "picochat").mkdir(parents=True)
+    (workspace / "picochat" / "gpt.py").write_text("x = 1\n")
+    (workspace / "key.json").symlink_to(secret)
+    (workspace / "linked").symlink_to(tmp_path, target_is_directory=True)
+    copy = regular_files_copy(workspace, tmp_path / "copy")
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*")) == ["picochat", "picochat/gpt.py"]
