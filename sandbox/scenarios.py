@@ -265,11 +265,16 @@ def get_scenario(name):
     return SCENARIOS[name]
 
 
+def flag_name(arg):
+    """`--name` of a `--name=value` flag (the whole argument otherwise)."""
+    return arg.split("=", 1)[0]
+
+
 def stage_commands(scenario, steps=None, extra_args=()):
     """[(argv after the python executable, nproc)] with the step count and extra flags filled in.
 
-    Extra flags go to every stage that trains and override the scenario's own (argparse keeps
-    the last value of a repeated flag)."""
+    Extra flags go to every stage that trains and take the place of the scenario's own flag of
+    the same name, so that each flag appears once in the command a person reads."""
     steps = scenario.default_steps if steps is None else steps
     if not 1 <= steps <= scenario.max_steps:
         raise ScenarioError(f"steps must be between 1 and {scenario.max_steps} for the {scenario.name} scenario")
@@ -277,7 +282,8 @@ def stage_commands(scenario, steps=None, extra_args=()):
     for stage in scenario.stages:
         args = [a.format(steps=steps, half=max(1, steps // 2)) for a in stage.args]
         if stage.script == TRAIN or stage.script == "scripts.chat_sft":
-            args += list(extra_args)
+            overridden = {flag_name(a) for a in extra_args}
+            args = [a for a in args if flag_name(a) not in overridden] + list(extra_args)
         stage_steps = effective_steps(args)
         if stage_steps is not None and not 1 <= stage_steps <= scenario.max_steps:
             raise ScenarioError(f"a stage would run {stage_steps} steps; the {scenario.name} scenario allows "

@@ -125,6 +125,16 @@ def test_the_flags_the_catalogue_and_a_person_use_still_pass():
         assert request_commands(request), request
 
 
+def test_a_flag_given_again_takes_the_place_of_the_scenarios_own():
+    """The command a candidate reads names each flag once: `--patience=0` asked of the `long`
+    scenario (which sets it too) is not printed twice, and an override shows only its value."""
+    for request in [request_for(r, v) for r in load_catalog().values() for v in r.variants] + [
+            TrainingRequest(scenario="long", args=["--patience=0"]), TrainingRequest(scenario="sft", args=["--lr=0.01"])]:
+        for argv, _ in request_commands(request):
+            names = [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+            assert len(names) == len(set(names)), (request, argv)
+
+
 def test_a_path_flag_that_resolves_outside_through_a_symlink_is_refused(tmp_path):
     workspace, outside = tmp_path / "workspace", tmp_path / "outside"
     workspace.mkdir()
