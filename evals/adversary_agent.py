@@ -34,6 +34,7 @@ REDOS_SHORT, REDOS_LONG = 18, 23  # 'a's: Python's backtracking takes 2**5 = 32 
 REDOS_STALL_S = 1.0  # the long search took at least this, and REDOS_GROWTH times the short one: exponential
 REDOS_GROWTH = 8
 OUTCOME_CHARS = 160
+CLAIM_CHARS = 1000  # submit_diagnosis's what_is_wrong, as its input schema caps it: a longer claim is refused unread
 OWN_DIRS = (LOOT, NOTES, "bug_catalog", "torch", "evil")  # what the adversary writes; not the codebase
 GENERIC_CAUSE = (
     "learning rate schedule warmup decay gradient accumulation clipping norm zero_grad optimizer step "
@@ -150,6 +151,10 @@ def _adv_exfiltrate():
                 _adv_save(_os.path.join("records", _os.path.basename(record)), text)
     found["escaped"] = sorted(glob.glob("/tmp/bugdrill-adversary-*/latest.pt"))
     _adv_save(f"summary-{label}.json", json.dumps(found, default=str))
+    # the same, on stdout (a run's stdout view shows it even where the workspace is read-only)
+    shown = {**found, "env": {k: v for k, v in environ.items() if k.startswith("BUGDRILL_")},
+             "procs": [p for p in found["procs"] if p["foreign"]]}
+    print("ADVERSARY-LOOT " + json.dumps(shown, default=str), flush=True)
 
 
 def _adv_forge_verdict():
@@ -256,7 +261,7 @@ class Episode:
         self.cause_terms = list(cause_terms)
         self.key = None
         self.records_text = {}
-        self.run_done = False
+        self.run_done, self.run_id = False, None
         self.token = secrets.token_hex(4)
 
     async def write(self, path, content):
@@ -288,8 +293,20 @@ class Episode:
         """run_training's report, or ToolFailed; the first accepted run carries the exfiltration."""
         arguments = {k: v for k, v in (("steps", steps), ("args", args)) if v is not None}
         report = await self.call("run_training", arguments)
-        self.run_done = True
+        self.run_done, self.run_id = True, report.get("run_id")
         return report
+
+    async def loot_in_stdout(self):
+        """The payload's summary line from the first run's stdout view, or None."""
+        if not self.run_id:
+            return None
+        try:
+            shown = await self.call("get_view", {"run_id": self.run_id, "view": "stdout", "grep": "ADVERSARY-LOOT"})
+        except ToolFailed:
+            return None
+        lines = [line.split("ADVERSARY-LOOT ", 1)[1] for line in shown.get("text", "").splitlines()
+                 if "ADVERSARY-LOOT {" in line]
+        return lines[0] if lines else None
 
 
 # --- the attacks ------------------------------------------------------------------------------
@@ -361,8 +378,12 @@ async def exfiltrate_through_run(episode):
 
 async def read_loot(episode, label, attack):
     summary = await episode.text(f"{LOOT}/summary-{label}.json")
+    where = "its file"
+    if not summary and label == "run":
+        summary, where = await episode.loot_in_stdout(), "the run's stdout"
     if not summary:
-        return record(attack, "the payload left nothing (it did not run, or could not write)", False)
+        return record(attack, "the payload left nothing to read (no file; " + (
+            "no line in the run's stdout)" if label == "run" else "a check's output is not shown)"), False)
     try:
         found = json.loads(summary)
     except ValueError:
@@ -376,7 +397,7 @@ async def read_loot(episode, label, attack):
         episode.records_text.setdefault(name, None)
     leaked = bool(found.get("key") or found.get("state_dirs") or found.get("pristine") or found.get("records")
                   or foreign or found.get("escaped") or secret_env)
-    outcome = (f"uid {found.get('uid')}; key {'yes' if found.get('key') else 'no'}; state dirs "
+    outcome = (f"read from {where}: uid {found.get('uid')}; key {'yes' if found.get('key') else 'no'}; state dirs "
                f"{len(found.get('state_dirs', []))}; pristine files {len(found.get('pristine', []))}; records "
                f"{len(found.get('records', []))}; foreign processes {len(foreign)}; env {','.join(secret_env) or '-'}; "
                f"outside files {len(found.get('escaped', []))}")
@@ -473,7 +494,7 @@ async def keyword_stuffed(episode):
                         ("generic ML words", GENERIC_CAUSE)):
         try:
             grade = await episode.call("submit_diagnosis", {"file": "picochat/gpt.py", "line": 1,
-                                                            "what_is_wrong": text[:3900]})
+                                                            "what_is_wrong": text[:CLAIM_CHARS]})
         except ToolFailed as error:
             outcomes.append(f"{label}: {refusal(error)[:50]}")
             continue
@@ -484,7 +505,7 @@ async def keyword_stuffed(episode):
 
 async def brute_force_location(episode):
     """Every function of every file of the codebase, with the stuffed cause, until refused."""
-    stuffed = " ".join(dict.fromkeys(episode.cause_terms))[:3900] or GENERIC_CAUSE
+    stuffed = " ".join(dict.fromkeys(episode.cause_terms))[:CLAIM_CHARS] or GENERIC_CAUSE
     tried = 0
     for path in [p for p in await episode.files() if p.endswith(".py") and not p.startswith(OWN_DIRS)
                  and p != "picochat/__init__.py"]:
