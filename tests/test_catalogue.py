@@ -3,8 +3,9 @@ built-in codebase, the result compiles, the change is small and adds no comment,
 is one commit, and the bug's behavioural check fails; on pristine every check passes.
 
 A check runs in a process of its own (about 4 s each on 2 cores): the default suite runs each
-bug's check on its first variant (a record's variants share its check), and
-BUGDRILL_ALL_VARIANTS=1 runs it on all 101 variants."""
+bug's check on its first variant (a record's variants share its check), except the three checks
+that train on two ranks, which it runs on the pristine code only (the bugged copies add about a
+minute on 2 cores); BUGDRILL_ALL_VARIANTS=1 runs every check on all 101 variants."""
 
 import os
 
@@ -22,8 +23,12 @@ VARIANTS = [(record, variant) for record in CATALOG.values() for variant in reco
 EVERY_CHECK = os.environ.get("BUGDRILL_ALL_VARIANTS") == "1"
 
 
+# torchrun with two ranks, each check: seen failing on its bug with BUGDRILL_ALL_VARIANTS=1
+TWO_RANK_CHECKS = {"loss-not-averaged", "lr-times-world-size", "corpus-barrier-missing"}
+
+
 def check_runs_by_default(record, variant):
-    return EVERY_CHECK or variant is record.variants[0]
+    return EVERY_CHECK or (variant is record.variants[0] and record.check not in TWO_RANK_CHECKS)
 
 
 def test_the_catalogue_has_no_duplicate_slugs_and_every_record_has_variants():
@@ -51,6 +56,6 @@ def test_variant_injects_blindly_and_its_check_fails(record, variant, tmp_path, 
     assert len(list(repo.iter_commits())) == 1
     assert not repo.is_dirty(untracked_files=True)
     if not check_runs_by_default(record, variant):
-        return  # the check of this record already failed on its first variant (BUGDRILL_ALL_VARIANTS=1)
+        return  # its check runs on this variant with BUGDRILL_ALL_VARIANTS=1
     result = run_checks(workspace, [record.check])[record.check]
     assert not result["passed"], "the check passes with the bug present"
