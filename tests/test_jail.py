@@ -92,8 +92,10 @@ def test_a_run_of_workspace_code_reaches_no_key_template_process_or_state_path(t
     assert spy["keys"] == [] and not spy["template"] and spy["packages"] == []
     assert spy["pids"] and all(int(p) < 100 for p in spy["pids"]), "another process is visible"
     assert not any(str(state) in value for value in spy["env"].values()), spy["env"]
-    assert "planted" not in spy, "the run wrote into the workspace"
+    assert not [t for t in spy.get("planted", []) if t.endswith("stolen.json")], "the run wrote into the workspace"
     assert not (Path(workspace) / "stolen.json").exists()
+    # the home and repository files are judged on the host: inside the jail a path under /tmp (a
+    # repository checked out there) lies in the jail's own /tmp, where a write reaches nothing
     assert not (Path.home() / ".bugdrill-spy").exists() and not (repo / ".bugdrill-spy").exists()
     assert answer_key_path(workspace).is_file()  # the key is there; the run could not see it
 
