@@ -5,9 +5,9 @@ the whole catalogue's checks and a short run against the baseline still pass.
 Partial credit per bug, a quarter each: found the place (a diagnosis at the right location),
 named the cause (the same diagnosis also gave the right cause), fixed it (its own check
 passes AND the workspace's short runs, the one that showed the bug among them, match the
-same-seed pristine runs: server/runs.py short_run_stage; in a compound episode, a bug is judged
-alone where the other is left: with the other bug's file put back as the pristine code's), fixed it cleanly (every other check
-passes too). A bug counts as solved with all four. A control episode (no bug) is solved when the
+same-seed pristine runs: server/runs.py short_run_stage; in a compound episode where the other
+bug is left, on a copy with that bug's file put back as the pristine code's), fixed it cleanly
+(every bug fixed, and every other check passes too). A bug counts as solved with all four. A control episode (no bug) is solved when the
 agent claimed nothing and changed nothing that breaks a check or the baseline run; otherwise
 it is a false positive.
 
