@@ -18,7 +18,7 @@ import shutil
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from bug_catalog.teardown import ATTEMPTS, aborted_in_teardown
+from bug_catalog.teardown import ATTEMPTS, TEARDOWN_ABORT, aborted_in_teardown
 from sandbox.codebase import copy_codebase
 from sandbox import runner
 from sandbox.runner import RunError
@@ -73,28 +73,36 @@ class BaselineFailed(RunError):
 
     def __init__(self, training):
         self.training = training
-        said = _last_stderr_line(training)
+        if _aborted_in_teardown(training):
+            said = f" (a rank aborted in gloo's teardown ({TEARDOWN_ABORT}) in each of its {ATTEMPTS} runs)"
+        else:
+            last = _last_stderr_line(training)
+            said = f" (its stderr ends: {last})" if last else ""
         super().__init__(f"the baseline (the pristine code's run of the same request) did not finish: "
-                         f"{training.state}, {training.message or 'no message'}"
-                         + (f" (its stderr ends: {said})" if said else "")
-                         + "; nothing was cached, so the next request runs it again")
+                         f"{training.state}, {training.message or 'no message'}{said}"
+                         "; nothing was cached, so the next request runs it again")
 
 
-def _stderr_texts(training):
+# torchrun writes a report of about 45 lines after the abort, so the abort is looked for further up
+ABORT_SEARCH_LINES = 400
+
+
+def _stderr_texts(training, tail_lines):
     for run_id in training.stages:
         try:
-            yield runner.read_log(run_id, "stderr", tail_lines=40)
+            yield runner.read_log(run_id, "stderr", tail_lines=tail_lines)
         except (RunError, OSError):
             continue
 
 
 def _aborted_in_teardown(training):
     """A run that failed only because gloo aborted a rank at teardown (bug_catalog/teardown.py)."""
-    return training.state == "failed" and any(aborted_in_teardown(text) for text in _stderr_texts(training))
+    return training.state == "failed" and any(aborted_in_teardown(text)
+                                              for text in _stderr_texts(training, ABORT_SEARCH_LINES))
 
 
 def _last_stderr_line(training):
-    lines = [line.strip() for text in _stderr_texts(training) for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for text in _stderr_texts(training, 40) for line in text.splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
 
 

@@ -42,9 +42,29 @@ def test_a_failed_baseline_is_not_shared(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").glob("*.json"))
 
 
+# what torchrun wrote to stderr after the abort line in a 2-rank baseline that failed this way
+# (tests/test_validation_subset.py, 2026-12-03): the abort is 44 lines above the stderr's end
+TORCHRUN_REPORT = ["W1203 17:24:28.205000 11861 torch/distributed/elastic/multiprocessing/api.py:1028] Sending "
+                   "process 11865 closing signal SIGTERM",
+                   "E1203 17:24:28.210000 11861 torch/distributed/elastic/multiprocessing/api.py:1002] failed "
+                   "(exitcode: -6) local_rank: 1 (pid: 11866) of binary: python",
+                   "Traceback (most recent call last):",
+                   *["  File \"torch/distributed/run.py\", line 1028, in main", "    run(args)"] * 8,
+                   "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ",
+                   "=" * 55, "scripts.base_train FAILED", "-" * 55, "Failures:", "[1]:",
+                   "  time      : 2026-12-03_17:24:28", "  host      : localhost", "  rank      : 0 (local_rank: 0)",
+                   "  exitcode  : -15 (pid: 11865)  (SIGTERM)", "  error_file: <N/A>",
+                   "  traceback : Signal 15 (SIGTERM) received by PID 11865", "-" * 55,
+                   "Root Cause (first observed failure):", "[0]:", "  time      : 2026-12-03_17:24:28",
+                   "  host      : localhost", "  rank      : 1 (local_rank: 1)",
+                   "  exitcode  : -6 (pid: 11866)  (SIGABRT)", "  error_file: <N/A>",
+                   "  traceback : Signal 6 (SIGABRT) received by PID 11866", "=" * 55]
+
+
 def script_that_aborts_in_teardown(counter, aborts):
-    """Prints its step, then on its first `aborts` runs says what gloo says when it aborts a rank
-    at teardown and exits as torchrun does then; `counter` (outside the workspace) counts runs."""
+    """Prints its step, then on its first `aborts` runs writes the stderr of a rank that gloo
+    aborted at teardown, torchrun's report after it, and exits as torchrun does then; `counter`
+    (outside the workspace) counts runs."""
     return ("import pathlib, sys\n"
             f"counter = pathlib.Path({str(counter)!r})\n"
             "runs = int(counter.read_text()) + 1 if counter.exists() else 1\n"
@@ -52,6 +72,7 @@ def script_that_aborts_in_teardown(counter, aborts):
             "print('step 00001/00001 | loss: 1.5', flush=True)\n"
             f"if runs <= {aborts}:\n"
             "    print('terminate called without an active exception', file=sys.stderr)\n"
+            f"    print({chr(10).join(TORCHRUN_REPORT)!r}, file=sys.stderr)\n"
             "    sys.exit(1)\n")
 
 
@@ -67,7 +88,8 @@ def test_a_baseline_that_keeps_aborting_fails_and_says_what_its_stderr_ended_wit
     counter = tmp_path / "runs"
     codebase = fake_codebase(tmp_path / "codebase", script_that_aborts_in_teardown(counter, aborts=99))
     in_state(monkeypatch, tmp_path / "state")
-    with pytest.raises(BaselineFailed, match="its stderr ends: terminate called without an active exception"):
+    with pytest.raises(BaselineFailed, match="a rank aborted in gloo's teardown .terminate called without an "
+                                             "active exception. in each of its 3 runs"):
         baseline(codebase, TrainingRequest(steps=1))
     assert counter.read_text() == "3"  # ATTEMPTS runs, then it gives up
 
