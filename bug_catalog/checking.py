@@ -65,6 +65,44 @@ def run_in_child(workspace, names, timeout):
     return read_report(result, nonce, names)
 
 
+def run_checks_each(jobs, timeout=300):
+    """[{name: {"passed", "detail"}}] for each (workspace, names) of `jobs`, in one child process
+    that loads the framework once and forks one process per workspace (about 3 s of imports saved
+    per workspace). For workspaces whose code is our own, the catalogue's edits: a forked workspace
+    inherits the nonce and could write the report of another, so a candidate's workspace always
+    goes through run_checks, a process of its own."""
+    jobs = [(str(Path(workspace).resolve()), list(names)) for workspace, names in jobs]
+    if not jobs:
+        return []
+    scratch = tempfile.mkdtemp(prefix="bugdrill-check-")
+    nonce = secrets.token_hex(16)
+    data_envs = sorted({c.data_env for c in codebases.registered() if c.data_env})
+    env = {**{name: scratch for name in data_envs}, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "PATH": os.environ.get("PATH", ""), "LANG": os.environ.get("LANG", "C.UTF-8")}
+    libraries = _libraries([name for _, names in jobs for name in names])
+    translate = str
+    if jail.isolating(jail.mode()):
+        plan = jail.Plan(jobs[0][0], writable=[scratch], readable=[w for w, _ in jobs[1:]],
+                         libraries=[str(p) for p in libraries])
+        translate = plan.translate
+        argv, env = jail.jailed_argv(plan, [sys.executable, "-I", "-c", BOOT, jail.LIBRARIES, "--each", *data_envs],
+                                     env)
+    else:
+        argv = [sys.executable, "-I", "-c", BOOT, str(FRAMEWORK.parent), "--each", *data_envs]
+    spec = json.dumps({"timeout": timeout, "jobs": [[translate(w), names] for w, names in jobs]})
+    try:
+        result = subprocess.run(argv, cwd=jobs[0][0], env=env, input=f"{nonce}\n{spec}\n", capture_output=True,
+                                text=True, timeout=timeout * len(jobs) + 60)
+    except subprocess.TimeoutExpired:
+        return [{name: {"passed": False, "detail": "the checks ran out of time"} for name in names}
+                for _, names in jobs]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    every = [f"{i}:{name}" for i, (_, names) in enumerate(jobs) for name in names]
+    flat = read_report(result, nonce, every)
+    return [{name: flat[f"{i}:{name}"] for name in names} for i, (_, names) in enumerate(jobs)]
+
+
 def read_report(result, nonce, names):
     """The checks' results from the child's one report line; anything else fails them all."""
     reports = [line[len(nonce) + 1:] for line in result.stdout.splitlines() if line.startswith(nonce + " ")]

@@ -2,10 +2,11 @@
 built-in codebase, the result compiles, the change is small and adds no comment, the history
 is one commit, and the bug's behavioural check fails; on pristine every check passes.
 
-A check runs in a process of its own (about 4 s each on 2 cores): the default suite runs each
-bug's check on its first variant (a record's variants share its check), except the three checks
-that train on two ranks, which it runs on the pristine code only (the bugged copies add about a
-minute on 2 cores); BUGDRILL_ALL_VARIANTS=1 runs every check on all 101 variants."""
+The checks run in one batch (bug_catalog.checking.run_checks_each: the framework loaded once,
+a forked process per workspace): the default suite runs each bug's check on its first variant (a
+record's variants share its check), except the three checks that train on two ranks, which it
+runs on the pristine code only (the bugged copies add about a minute on 2 cores);
+BUGDRILL_ALL_VARIANTS=1 runs every check on all 101 variants."""
 
 import os
 
@@ -13,7 +14,7 @@ import git
 import pytest
 
 from bug_catalog.catalog import load_catalog
-from bug_catalog.checking import run_checks
+from bug_catalog.checking import run_checks_each
 from bug_catalog.validate import edit_problems
 from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.workspace import create_workspace
@@ -37,17 +38,31 @@ def test_the_catalogue_has_no_duplicate_slugs_and_every_record_has_variants():
     assert all(r.variants for r in CATALOG.values())
 
 
-def test_every_check_passes_on_the_pristine_codebase(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
-    create_workspace(tmp_path / "ws", PICOCHAT_DIR, [])
-    checks = sorted({r.check for r in CATALOG.values()})
-    results = run_checks(tmp_path / "ws", checks, timeout=900)
-    failing = {name: r["detail"] for name, r in results.items() if not r["passed"]}
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """{"pristine": every check on the pristine code, (bug id, variant): its check on that variant}
+    for the variants whose check runs by default, all in one batch."""
+    root = tmp_path_factory.mktemp("checked")
+    chosen = [(record, variant) for record, variant in VARIANTS if check_runs_by_default(record, variant)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BUGDRILL_STATE_DIR", str(root / "state"))
+        create_workspace(root / "pristine", PICOCHAT_DIR, [])
+        jobs = [(root / "pristine", sorted({r.check for r in CATALOG.values()}))]
+        for record, variant in chosen:
+            workspace = root / f"{record.id}-{variant.name}"
+            create_workspace(workspace, PICOCHAT_DIR, [(record, variant)])
+            jobs.append((workspace, [record.check]))
+        results = run_checks_each(jobs, timeout=900)
+    return {"pristine": results[0], **{(r.id, v.name): result[r.check] for (r, v), result in zip(chosen, results[1:])}}
+
+
+def test_every_check_passes_on_the_pristine_codebase(checked):
+    failing = {name: r["detail"] for name, r in checked["pristine"].items() if not r["passed"]}
     assert not failing
 
 
 @pytest.mark.parametrize("record, variant", VARIANTS, ids=[f"{r.id}-{v.name}" for r, v in VARIANTS])
-def test_variant_injects_blindly_and_its_check_fails(record, variant, tmp_path, monkeypatch):
+def test_variant_injects_blindly_and_its_check_fails(record, variant, tmp_path, monkeypatch, checked):
     monkeypatch.setenv("BUGDRILL_STATE_DIR", str(tmp_path / "state"))
     assert edit_problems(variant.edit) == []
     workspace = tmp_path / "ws"
@@ -57,5 +72,4 @@ def test_variant_injects_blindly_and_its_check_fails(record, variant, tmp_path, 
     assert not repo.is_dirty(untracked_files=True)
     if not check_runs_by_default(record, variant):
         return  # its check runs on this variant with BUGDRILL_ALL_VARIANTS=1
-    result = run_checks(workspace, [record.check])[record.check]
-    assert not result["passed"], "the check passes with the bug present"
+    assert not checked[record.id, variant.name]["passed"], "the check passes with the bug present"
