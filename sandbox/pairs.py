@@ -3,8 +3,8 @@ bug's check must judge its own bug alone.
 
 A pair is compatible when the two variants edit different files, use different checks, and
 each bug's check passes on a workspace holding only the other bug: then, with both present,
-fixing one bug turns its own check green whatever the other is doing. Checking costs two
-child processes (a few seconds), so verdicts are cached in the state directory by codebase.
+fixing one bug turns its own check green whatever the other is doing. Checking costs one
+batch of two checks (a few seconds), so verdicts are cached in the state directory by codebase.
 """
 
 import fcntl
@@ -13,7 +13,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from bug_catalog.checking import run_checks
+from bug_catalog.checking import run_checks_each
 from bug_catalog.registry import EDITS
 from bug_catalog.targets import check_name
 from sandbox.baselines import codebase_digest
@@ -51,17 +51,22 @@ def compatible(codebase, first, second):
 
 def _measure(codebase, first, second):
     pristine = read_codebase(codebase)
-    for present, judged in ((first, second), (second, first)):
-        files = dict(pristine)
-        apply_variants(files, [present])
-        with tempfile.TemporaryDirectory(prefix="bugdrill-pair-") as scratch:
-            workspace = Path(scratch) / "workspace"
+    orders = ((first, second), (second, first))
+    with tempfile.TemporaryDirectory(prefix="bugdrill-pair-") as scratch:
+        jobs = []
+        for index, (present, judged) in enumerate(orders):
+            files = dict(pristine)
+            apply_variants(files, [present])
+            workspace = Path(scratch) / f"workspace-{index}"
             write_tree(workspace, files, 0)
-            check = check_of(judged)
-            result = run_checks(workspace, [check])[check]
-        if not result["passed"]:
+            jobs.append((workspace, [check_of(judged)]))
+        # both copies hold catalogue edits only, our own code: one batch
+        results = run_checks_each(jobs)
+    for (present, judged), result in zip(orders, results):
+        (verdict,) = result.values()
+        if not verdict["passed"]:
             return False, (f"bug {judged[0].id}'s check fails while only bug {present[0].id} is present: "
-                           f"{result['detail'][:200]}")
+                           f"{verdict['detail'][:200]}")
     return True, "each check passes with only the other bug present"
 
 
