@@ -47,7 +47,7 @@ def test_an_agent_that_does_not_exist_is_a_scored_episode(env, tmp_path):
 
 
 def test_an_agent_that_hangs_is_stopped_at_the_time_limit_and_scored(env, tmp_path):
-    report, sample = run_eval(env, tmp_path, "echo started; sleep 600", "--bugs", "1", "--time-limit", "0.25")
+    report, sample = run_eval(env, tmp_path, "echo started; sleep 600", "--bugs", "1", "--time-limit", "0.1")
     text = sample.messages[-1].text
     assert "started" in text and "wall" in text, text
     verdict = sample.scores["episode_scorer"].metadata
