@@ -27,6 +27,7 @@ from bug_synth.synth_bug import SynthBug, mutant_id, sha
 from sandbox.codebase import copy_codebase
 from sandbox.runner import RunError
 from sandbox.symptoms import classify, departure_point, traceback_origin
+from sandbox.teardown_retry import again_after_teardown_abort
 from sandbox.training import training_data
 
 NOT_SYMPTOMS = {"no_visible_effect", "departs_from_baseline"}
@@ -121,7 +122,7 @@ def measure(codebase, source, mutant, request, scratch, is_default=True):
     try:
         copy_codebase(source, workspace)
         (workspace / mutant.file).write_text(mutant.text)
-        training = codebase.train(workspace, limited, label="synth")
+        training = again_after_teardown_abort(lambda: codebase.train(workspace, limited, label="synth"))
         run = training_data(training)
         incident = classify(run, base)
         _, origin = traceback_origin(run.stderr, workspace)

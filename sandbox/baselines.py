@@ -18,11 +18,12 @@ import shutil
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from bug_catalog.teardown import ATTEMPTS, TEARDOWN_ABORT, aborted_in_teardown
+from bug_catalog.teardown import ATTEMPTS, TEARDOWN_ABORT
 from sandbox.codebase import copy_codebase
 from sandbox import runner
 from sandbox.runner import RunError
 from sandbox.state import state_dir
+from sandbox.teardown_retry import again_after_teardown_abort, failed_in_teardown, stderr_texts
 from sandbox.training import Training, TrainingRequest, load_training, train, trainings_dir
 from sandbox.workspace import read_codebase
 
@@ -73,7 +74,7 @@ class BaselineFailed(RunError):
 
     def __init__(self, training):
         self.training = training
-        if _aborted_in_teardown(training):
+        if failed_in_teardown(training):
             said = f" (a rank aborted in gloo's teardown ({TEARDOWN_ABORT}) in each of its {ATTEMPTS} runs)"
         else:
             last = _last_stderr_line(training)
@@ -83,26 +84,8 @@ class BaselineFailed(RunError):
                          "; nothing was cached, so the next request runs it again")
 
 
-# torchrun writes a report of about 45 lines after the abort, so the abort is looked for further up
-ABORT_SEARCH_LINES = 400
-
-
-def _stderr_texts(training, tail_lines):
-    for run_id in training.stages:
-        try:
-            yield runner.read_log(run_id, "stderr", tail_lines=tail_lines)
-        except (RunError, OSError):
-            continue
-
-
-def _aborted_in_teardown(training):
-    """A run that failed only because gloo aborted a rank at teardown (bug_catalog/teardown.py)."""
-    return training.state == "failed" and any(aborted_in_teardown(text)
-                                              for text in _stderr_texts(training, ABORT_SEARCH_LINES))
-
-
 def _last_stderr_line(training):
-    lines = [line.strip() for text in _stderr_texts(training, 40) for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for text in stderr_texts(training, 40) for line in text.splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
 
 
@@ -122,12 +105,13 @@ def cached(key, codebase, request, run):
             if imported is not None:
                 return imported
         workspace = root / key / "workspace"
-        for attempt in range(1, ATTEMPTS + 1):
+
+        def fresh_run():
             shutil.rmtree(workspace, ignore_errors=True)
             copy_codebase(codebase, workspace)
-            training = run(workspace)
-            if training.state == "finished" or not _aborted_in_teardown(training):
-                break
+            return run(workspace)
+
+        training = again_after_teardown_abort(fresh_run)
         if training.state != "finished":
             raise BaselineFailed(training)
         entry.write_text(json.dumps({"training": training.id, "request": request.model_dump()}))

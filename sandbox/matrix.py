@@ -21,6 +21,7 @@ from sandbox.baselines import baseline
 from sandbox.codebases.picochat import PICOCHAT_DIR
 from sandbox.sentences import first_sentence
 from sandbox.symptoms import classify
+from sandbox.teardown_retry import again_after_teardown_abort
 from sandbox.training import TrainingRequest, train, training_data
 from sandbox.workspace import create_workspace
 
@@ -68,7 +69,7 @@ def run_variant(record, variant, scratch):
     started = time.time()
     workspace = Path(tempfile.mkdtemp(dir=scratch)) / "picochat"
     create_workspace(workspace, PICOCHAT_DIR, [(record, variant)])
-    training = train(workspace, request, label=f"matrix {record.id}")
+    training = again_after_teardown_abort(lambda: train(workspace, request, label=f"matrix {record.id}"))
     run = training_data(training)
     incident = classify(run, base)
     seconds = time.time() - started

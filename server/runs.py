@@ -22,6 +22,7 @@ from sandbox.matching import Match, runs_match
 from sandbox.rundata import script_of
 from sandbox.runner import RunError, read_log, run_dir, run_result, stop_run
 from sandbox.symptoms import classify
+from sandbox.teardown_retry import again_after_teardown_abort
 from sandbox.training import load_training, new_id, training_data
 from sandbox.workspace import is_pristine_copy
 from sandbox.views import BANDED, ViewError, render
@@ -247,7 +248,8 @@ def trains_like_pristine(key, workspace, label):
             base = codebase.baseline(codebase_of(key), request)
         except RunError as error:  # a pristine run that fails: no verdict
             return False, str(error)
-        training = codebase.train(workspace, request, label=label)
+        # a rank lost in gloo's teardown says nothing of the fix: that run is made again
+        training = again_after_teardown_abort(lambda: codebase.train(workspace, request, label=label))
         try:
             match = runs_match(training_data(training), training_data(base))
         except RunError as error:

@@ -1,5 +1,8 @@
 """BUGDRILL_BASELINE_CACHE: a finished baseline made in one state directory is copied into
-another instead of run again; a failed one is never shared."""
+another instead of run again; a failed one is never shared; a run lost in gloo's teardown is
+made again, for a baseline and for a run that judges a fix."""
+
+import shutil
 
 import pytest
 
@@ -102,3 +105,42 @@ def test_a_baseline_that_fails_otherwise_is_not_run_again(tmp_path, monkeypatch)
     with pytest.raises(BaselineFailed, match="its stderr ends: no data"):
         baseline(codebase, TrainingRequest(steps=1))
     assert counter.read_text() == "1"
+
+
+
+# a codebase of one script, train.py (no data, no flags), loaded as a plugin is
+ONE_SCRIPT = """from sandbox.codebases.script import ScriptCodebase
+
+
+class OneScript(ScriptCodebase):
+    name = "one-script"
+    markers = ("train.py",)
+    default_steps = 1
+
+
+CODEBASE = OneScript()
+"""
+
+
+def test_a_run_that_judges_a_fix_is_made_again_after_a_teardown_abort(tmp_path, monkeypatch):
+    """verify_fix, the judge and `bugdrill check` judge a fix by runs of the workspace: a rank lost in
+    gloo's teardown there says nothing of the fix (runs in the open here, so the script can count
+    them: BUGDRILL_ISOLATION=off)."""
+    from server.runs import trains_like_pristine
+
+    in_state(monkeypatch, tmp_path / "state")
+    monkeypatch.setenv("BUGDRILL_ISOLATION", "off")
+    counter = tmp_path / "runs"
+    source = tmp_path / "codebase"
+    source.mkdir()
+    (source / "train.py").write_text("import os\nif os.path.basename(os.getcwd()) == 'candidate':\n"
+                                     + "".join("    " + line + "\n" for line in
+                                               script_that_aborts_in_teardown(counter, aborts=1).splitlines())
+                                     + "else:\n    print('step 00001/00001 | loss: 1.5', flush=True)\n")
+    candidate = shutil.copytree(source, tmp_path / "candidate")
+    plugin = tmp_path / "one_script.py"
+    plugin.write_text(ONE_SCRIPT)
+    monkeypatch.setenv("BUGDRILL_CODEBASES", str(plugin))
+    key = {"codebase_kind": "one-script", "codebase": "one-script", "codebase_path": str(source), "bugs": []}
+    assert trains_like_pristine(key, candidate, label="verify") == (True, "")
+    assert counter.read_text() == "2"
