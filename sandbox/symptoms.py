@@ -115,10 +115,28 @@ def completed(run):
     return bool(planned) and last_step(run) >= planned
 
 
+# torchrun's launcher ends a failed multi-rank run with its own exception, which names no cause:
+# the exception a rank raised, printed above it, is the one to quote
+LAUNCHER_EXCEPTION = "torch.distributed.elastic.multiprocessing.errors.ChildFailedError"
+
+
+# torchrun prefixes each line a rank writes with its rank
+RANK_PREFIX = re.compile(r"^\[(?:default)?rank(\d+)\]:\s?")
+
+
 def traceback_origin(stderr, workspace):
-    """(exception line, 'file:line in function' of the innermost frame in the workspace)."""
-    lines = stderr.splitlines()
-    exception = next((ln.strip() for ln in reversed(lines) if EXCEPTION_LINE.match(ln.strip())), None)
+    """(exception line, 'file:line in function' of the innermost frame in the workspace); the
+    exception a rank raised says which rank."""
+    lines, ranks = [], []
+    for raw in stderr.splitlines():
+        prefix = RANK_PREFIX.match(raw)
+        lines.append(raw[prefix.end():] if prefix else raw)
+        ranks.append(prefix.group(1) if prefix else None)
+    raised = [(line.strip(), rank) for line, rank in zip(lines, ranks) if EXCEPTION_LINE.match(line.strip())]
+    causes = [(line, rank) for line, rank in raised if not line.startswith(LAUNCHER_EXCEPTION)]
+    exception, rank = (causes or raised or [(None, None)])[-1]
+    if exception and rank is not None:
+        exception = f"{exception} (in rank {rank})"
     origin = None
     roots = [str(root) for root in (workspace, JAIL_WORKSPACE) if root]
     for line in lines:
@@ -153,6 +171,8 @@ def ended(run, baseline, tolerance):
     if baseline is not None and baseline.result.get("state") == "failed":
         same = traceback_origin(baseline.stderr, baseline.spec.get("workspace"))[0] == exception
         text += " The baseline crashed too" + (", with the same exception." if same else ".")
+    elif baseline is not None and baseline.result.get("state") == "finished":
+        text += f" The baseline of the same request finished its {last_step(baseline)} steps."
     return [Observation("crashed", text, step)]
 
 

@@ -96,6 +96,16 @@ def test_a_crash_quotes_the_exception_and_where_it_was_raised(state):
     assert "Error" in incident.summary and ".py:" in incident.summary
 
 
+def test_a_two_rank_crash_quotes_the_rank_that_failed_and_what_the_baseline_did(state):
+    """torchrun's own ChildFailedError comes last in stderr and says nothing of the cause: the
+    summary quotes the exception a rank raised, and says how the same request's baseline ended."""
+    run, base = bugged_run(state, "corpus-barrier-missing", 1, TrainingRequest(scenario="ddp", steps=2))
+    incident = classify(run, base)
+    assert incident.classes[0] == "crashed", incident.summary
+    assert "FileNotFoundError" in incident.summary and "ChildFailedError" not in incident.summary, incident.summary
+    assert "The baseline of the same request finished its 2 steps." in incident.summary, incident.summary
+
+
 @pytest.mark.parametrize("name", sorted(VIEWS))
 def test_every_view_renders_as_text(pristine, name):
     view = render(name, pristine, pristine)

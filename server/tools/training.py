@@ -77,7 +77,10 @@ def register(server, ctx):
         seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None,
     ) -> RunReport:
         """Train the workspace's code (under time and memory limits, with telemetry) and compare with the
-        pristine code's run of the same request. Reports progress; returns the run id and what was seen."""
+        pristine code's run of the same request. Reports progress; returns the run id and what was seen.
+        Each run starts from an empty data directory of its own (whatever data, tokenizer or checkpoint
+        it needs, it makes); paths in its output show that directory as the environment variable the
+        code reads it from ($NAME)."""
         interview_id = ctx.interview_id(interview_id)
         notes = progress_notes(context)
 
