@@ -246,8 +246,9 @@ def stage_grads(run, baseline, stage, every):
         picked = every_k(steps, every or choose_k(len(steps)))
         rows = [[s, r.get("grad_norm", None) if r.get("grad_norm") is not None else "none",
                  base.get(s, {}).get("grad_norm"), r.get("grad_norm_backward"), logged.get(s)] for s, r in picked]
-        parts.append("global gradient norm: when the optimizer stepped (none: no parameter had a gradient), "
-                     "after backward, and as the script logged it\n"
+        parts.append("global gradient norm: at step, as the optimizer saw it (after any clipping; none: no "
+                     "parameter had a gradient); after backward, before clipping (under DDP this rank's own "
+                     "gradients, before they are averaged across ranks); logged, as the script printed it\n"
                      + table(["step", "at step", "baseline", "after backward", "logged"], rows)
                      + missing_note(run, baseline, stage, base, [s for s, _ in picked])
                      + ("\nlogged -: the script printed no grad norm for that step."
@@ -333,7 +334,7 @@ def stage_memory(run, baseline, stage, every):
 
 
 def mb(value):
-    return round(value, 1) if finite(value) else value
+    return f"{value:.1f}" if finite(value) else value
 
 
 def throughput_view(run, baseline, every):
@@ -349,8 +350,17 @@ def stage_throughput(run, baseline, stage, every):
     picked = every_k([(r["step"], r) for r in mine], every or choose_k(len(mine)))
     rows = [[s, r.get("dt_ms"), base.get(s, {}).get("dt_ms"), r.get("tokens_per_s"),
              base.get(s, {}).get("tokens_per_s")] for s, r in picked]
-    return (table(["step", "step ms", "baseline ms", "tokens/s", "baseline tokens/s"], rows)
+    return (THROUGHPUT_HEAD + table(["step", "step ms", "baseline ms", "tokens/s", "baseline tokens/s"], rows)
             + missing_note(run, baseline, stage, base, [s for s, _ in picked]))
+
+
+# what the probe times, which is not what a script's own dt and tok/sec count, and why a baseline's
+# times are not a like-for-like comparison
+THROUGHPUT_HEAD = ("step ms: from the step's first training forward to the end of optimizer.step(), as the probe "
+                   "timed it on rank 0; tokens/s: the tokens of rank 0's own training forwards in that time (a "
+                   "script's printed dt and tok/sec come from its own clock and may count every rank). The "
+                   "baseline was timed in another run, at another time, under whatever else the machine was "
+                   "doing: compare its times for an order of magnitude, not a few percent.\n")
 
 
 def eval_view(run, baseline, every):
@@ -359,11 +369,17 @@ def eval_view(run, baseline, every):
     for head, fields in figure_lines(run).items():
         base = theirs.get(head, {})
         parts.append(printed_by(run, head, fields) + f"{'' if head == 'fields' else head + ' | '}"
-                     + " | ".join(f"{k}: {fmt(v)}" + (f" (baseline {fmt(base[k])})" if k in base else "")
+                     + " | ".join(f"{k}: {printed(v)}" + (f" (baseline {printed(base[k])})" if k in base else "")
                                   for k, v in fields.items()))
     if baseline and any(theirs.values()) and not any(k in theirs for k in figure_lines(run)):
         parts.append("(the baseline printed no such lines)")
     return "\n\n".join(p for p in parts if p) or "The run printed no validation or evaluation lines."
+
+
+def printed(value):
+    """A figure a script printed; a whole number as one (steps: 100, not 100.0000)."""
+    whole = isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e15
+    return str(int(value)) if whole else fmt(value)
 
 
 def printed_by(run, head, fields):

@@ -1,6 +1,7 @@
 """Symptoms and views from real runs: bugged workspaces trained under the runner with the probe,
 classified against a pristine baseline of the same request."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -104,6 +105,18 @@ def test_a_two_rank_crash_quotes_the_rank_that_failed_and_what_the_baseline_did(
     assert incident.classes[0] == "crashed", incident.summary
     assert "FileNotFoundError" in incident.summary and "ChildFailedError" not in incident.summary, incident.summary
     assert "The baseline of the same request finished its 2 steps." in incident.summary, incident.summary
+
+
+def test_views_say_what_their_figures_are_and_print_them_as_such(pristine):
+    """Found by an LLM candidate: timings and norms of unlike kinds side by side with no word on
+    which is which, whole numbers and megabytes with four decimals."""
+    throughput = render("throughput", pristine, pristine).text
+    assert "as the probe timed it on rank 0" in throughput and "timed in another run" in throughput
+    grads = render("grad_norms", pristine, pristine).text
+    assert "before they are averaged across ranks" in grads and "after any clipping" in grads
+    memory = render("memory", pristine, pristine).text.splitlines()
+    assert re.fullmatch(r"\s*1\s+\d+\.\d\s+\d+\.\d\s+\d+\.\d\s+-\s+-", memory[1]), memory[:2]
+    assert "summary | steps: 40 (baseline 40)" in render("eval", pristine, pristine).text
 
 
 @pytest.mark.parametrize("name", sorted(VIEWS))
