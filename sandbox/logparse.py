@@ -34,6 +34,7 @@ class ParsedLog:
     other: dict = field(default_factory=dict)  # other `head | k: v` lines by head, last one wins
     notes: list[str] = field(default_factory=list)  # lines with no figures: early stopping, resumed, ...
     planned_steps: int | None = None
+    units: dict = field(default_factory=dict)  # {key: "s" or "%"} of summary and other figures printed with one
 
 
 def parse_number(text):
@@ -45,8 +46,8 @@ def parse_number(text):
     return value / 1000 if match.group(3) == "ms" else value
 
 
-def parse_fields(parts):
-    """{key: number or text} from `key: value` parts."""
+def parse_fields(parts, units=None):
+    """{key: number or text} from `key: value` parts; a number's unit (ms read as s) goes into `units`."""
     fields = {}
     for part in parts:
         key, sep, value = part.partition(":")
@@ -54,6 +55,9 @@ def parse_fields(parts):
             continue
         number = parse_number(value)
         fields[key.strip()] = number if number is not None else value.strip()
+        unit = NUMBER.match(value.strip()) and NUMBER.match(value.strip()).group(3)
+        if unit and units is not None:
+            units[key.strip()] = "%" if unit == "%" else "s"
     return fields
 
 
@@ -79,12 +83,12 @@ def parse_line(log, line):
         fields = {EVAL_ALIASES.get(k, k): v for k, v in parse_fields(parts).items()}
         log.evals.append({"step": int(evaluation.group(1)), **fields})
     elif head == "summary":
-        log.summary = parse_fields(parts)
+        log.summary = parse_fields(parts, log.units)
     elif ":" in head and any(isinstance(v, float) for v in parse_fields([head, *parts]).values()):
         # a line of figures with no head of its own: "val bpb: 1.39 | ..."
         log.other["fields"] = {**log.other.get("fields", {}), **parse_fields([head, *parts])}
     elif parts:
-        log.other[head] = parse_fields(parts)
+        log.other[head] = parse_fields(parts, log.units)
     elif line:
         log.notes.append(line)
 

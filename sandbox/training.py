@@ -162,6 +162,7 @@ def merged_log(parts):
             log.other["fields"] = fields
         log.notes += part.log.notes
         log.planned_steps = part.log.planned_steps or log.planned_steps
+        log.units.update(part.log.units)
     return log
 
 

@@ -369,11 +369,18 @@ def eval_view(run, baseline, every):
     for head, fields in figure_lines(run).items():
         base = theirs.get(head, {})
         parts.append(printed_by(run, head, fields) + f"{'' if head == 'fields' else head + ' | '}"
-                     + " | ".join(f"{k}: {printed(v)}" + (f" (baseline {printed(base[k])})" if k in base else "")
+                     + " | ".join(f"{k}: {printed(v)}{unit(run, k)}"
+                                  + (f" (baseline {printed(base[k])}{unit(baseline, k)})" if k in base else "")
                                   for k, v in fields.items()))
     if baseline and any(theirs.values()) and not any(k in theirs for k in figure_lines(run)):
         parts.append("(the baseline printed no such lines)")
     return "\n\n".join(p for p in parts if p) or "The run printed no validation or evaluation lines."
+
+
+def unit(run, key):
+    """The unit the script printed a figure with (" s", "%"), or nothing."""
+    found = run.log.units.get(key, "")
+    return f" {found}" if found == "s" else found
 
 
 def printed(value):

@@ -116,7 +116,8 @@ def test_views_say_what_their_figures_are_and_print_them_as_such(pristine):
     assert "before they are averaged across ranks" in grads and "after any clipping" in grads
     memory = render("memory", pristine, pristine).text.splitlines()
     assert re.fullmatch(r"\s*1\s+\d+\.\d\s+\d+\.\d\s+\d+\.\d\s+-\s+-", memory[1]), memory[:2]
-    assert "summary | steps: 40 (baseline 40)" in render("eval", pristine, pristine).text
+    summary = next(line for line in render("eval", pristine, pristine).text.splitlines() if "summary |" in line)
+    assert "summary | steps: 40 (baseline 40)" in summary and re.search(r"time: [\d.]+ s \(baseline [\d.]+ s\)", summary)
 
 
 @pytest.mark.parametrize("name", sorted(VIEWS))
