@@ -154,8 +154,12 @@ def ended(run, baseline, tolerance):
     progress = f"after step {step}" if step else "before the first logged step"
     if completed(run):  # the training itself was done: a rank died at shutdown, or a later stage failed
         progress = f"after its last planned step ({step})"
-    if len(run.stages) > 1:  # the result is the last stage's: say which script was running
-        progress += f", in {run.stage_name(len(run.stages) - 1)}"
+    last = len(run.stages) - 1
+    if last and run.stages[last].continues:  # the result is the last stage's: say which script was running
+        progress += f", in {run.stage_name(last)}"
+    elif last:  # a stage of its own (an evaluation) has none of the training's steps
+        done = "planned steps" if completed(run) else "steps"
+        progress = f"in {run.stage_name(last)}" + (f", after stage {last} had run its {step} {done}" if step else "")
     if state in LIMIT_STATES:
         return [Observation(state, f"{LIMIT_STATES[state]} ({run.result.get('message', '')}), {progress}.", step)]
     if state != "failed":

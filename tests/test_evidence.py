@@ -2,6 +2,7 @@
 whose stages, lengths and curves are built here, on disk, as the runner leaves them, and read
 back through training_data like any run; one short real run of a two-stage bug at the end."""
 
+import dataclasses
 import json
 import math
 import re
@@ -128,6 +129,16 @@ def test_a_summary_names_the_stage_whose_optimizer_it_describes():
     assert "grad_norm_off" in classify(run, base).classes, summary
     step = re.search(r"at step (\d+) of the optimizer in scripts/base_eval\.py \(stage 2 of 2\)", summary)
     assert step, summary
+
+
+def test_a_crash_in_a_later_stage_is_not_put_after_that_stages_steps():
+    """Found by an LLM candidate: "crashed after its last planned step (100), in stage 2 of 2" put
+    the training stage's steps on an evaluation stage that has none."""
+    base = two_stage("base-crash", 1.0)
+    crashed = dataclasses.replace(base, result={**base.result, "state": "failed", "message": "exited with status 1"})
+    summary = classify(crashed, base).summary
+    assert "The run crashed in stage 2 of 2 (scripts/base_eval.py), after stage 1 had run its 20 steps " \
+           "(exited with status 1)." in summary, summary
 
 
 # --- item 2: runs of different length ---------------------------------------------------------
