@@ -91,7 +91,7 @@ def classify(run: RunData, baseline: RunData | None = None, tolerance=0.02) -> I
         steps = last_step(run)
         found.append(Observation("no_visible_effect", f"Nothing stands out over {steps} steps: loss, validation, "
                                  "gradient norms and learning rate match the same-seed baseline's at every "
-                                 "step." if baseline else
+                                 "step." + figures_alike(run, baseline) if baseline else
                                  f"The run finished {steps} steps with nothing out of the ordinary in its log."))
     classes = list(dict.fromkeys(o.kind for o in found))
     if len(classes) > 1 and "departs_from_baseline" in classes:
@@ -502,6 +502,17 @@ def numeric_metrics(run):
     # losses and bpb have detectors of their own; per-epoch means are figures of the log like any other
     return {k: v for k, v in figures.items()
             if k not in METRIC_SKIP and (k.startswith("epoch") or ("loss" not in k and "bpb" not in k))}
+
+
+def figures_alike(run, baseline):
+    """What a quiet summary says of the figures the script printed besides its curves (an
+    evaluation stage's among them), which `metrics` found alike."""
+    shared = numeric_metrics(run).keys() & numeric_metrics(baseline).keys()
+    if not shared:
+        return ""
+    stages = f" in its {len(run.stages)} stages" if len(run.stages) > 1 else ""
+    return (f" The {len(shared)} other figures it printed{stages} ({', '.join(sorted(shared)[:3])}"
+            f"{', ...' if len(shared) > 3 else ''}) are within 5% (or 0.01) of the baseline's.")
 
 
 def same_training(run, baseline):

@@ -131,6 +131,15 @@ def test_a_summary_names_the_stage_whose_optimizer_it_describes():
     assert step, summary
 
 
+def test_a_quiet_summary_says_the_later_stages_figures_were_compared():
+    """Found by an LLM candidate: "Nothing stands out" named the training's curves only, and the
+    bug had lived in the evaluation stage."""
+    base = two_stage("base-quiet", 1.0)
+    summary = classify(base, base).summary
+    assert "The 4 other figures it printed in its 2 stages (next-token accuracy, probe balanced accuracy, " \
+           "probe test accuracy, ...) are within 5% (or 0.01) of the baseline's." in summary, summary
+
+
 def test_a_crash_in_a_later_stage_is_not_put_after_that_stages_steps():
     """Found by an LLM candidate: "crashed after its last planned step (100), in stage 2 of 2" put
     the training stage's steps on an evaluation stage that has none."""
