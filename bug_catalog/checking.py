@@ -41,20 +41,31 @@ def _libraries(names):
     return found
 
 
+def data_envs():
+    """The environment variables through which the codebases' scripts find their data directory."""
+    return sorted({c.data_env for c in codebases.registered() if c.data_env})
+
+
+def child_command(workspace, scratch, names, arguments, readable=()):
+    """(argv, env, translate) of a check child working in `workspace`, in the jail where the
+    machine allows: `arguments` follow the framework's directory; `translate` gives a host path's
+    place as the child sees it. Corpus and checkpoints of the checks go to `scratch`, not into the
+    workspace."""
+    env = {**{name: scratch for name in data_envs()}, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "PATH": os.environ.get("PATH", ""), "LANG": os.environ.get("LANG", "C.UTF-8")}
+    libraries = [str(p) for p in _libraries(names)]
+    if not jail.isolating(jail.mode()):
+        return [sys.executable, "-I", "-c", BOOT, str(FRAMEWORK.parent), *arguments], env, str
+    plan = jail.Plan(workspace, writable=[scratch], readable=list(readable), libraries=libraries)
+    argv, env = jail.jailed_argv(plan, [sys.executable, "-I", "-c", BOOT, jail.LIBRARIES, *arguments], env)
+    return argv, env, plan.translate
+
+
 def run_in_child(workspace, names, timeout):
-    # corpus and checkpoints of the checks go to a scratch directory, not into the workspace
     scratch = tempfile.mkdtemp(prefix="bugdrill-check-")
     nonce = secrets.token_hex(16)
     workspace = str(Path(workspace).resolve())
-    env = {**{c.data_env: scratch for c in codebases.registered() if c.data_env}, "OMP_NUM_THREADS": "1",
-           "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.environ.get("PATH", ""), "LANG": os.environ.get("LANG", "C.UTF-8")}
-    libraries = _libraries(names)
-    if jail.isolating(jail.mode()):
-        plan = jail.Plan(workspace, writable=[scratch], libraries=[str(p) for p in libraries])
-        lib_dir = jail.LIBRARIES
-        argv, env = jail.jailed_argv(plan, [sys.executable, "-I", "-c", BOOT, lib_dir, workspace, *names], env)
-    else:
-        argv = [sys.executable, "-I", "-c", BOOT, str(FRAMEWORK.parent), workspace, *names]
+    argv, env, _ = child_command(workspace, scratch, names, [workspace, *names])
     try:
         result = subprocess.run(argv, cwd=workspace, env=env, input=nonce + "\n", capture_output=True, text=True,
                                 timeout=timeout)
@@ -76,19 +87,9 @@ def run_checks_each(jobs, timeout=300):
         return []
     scratch = tempfile.mkdtemp(prefix="bugdrill-check-")
     nonce = secrets.token_hex(16)
-    data_envs = sorted({c.data_env for c in codebases.registered() if c.data_env})
-    env = {**{name: scratch for name in data_envs}, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "PATH": os.environ.get("PATH", ""), "LANG": os.environ.get("LANG", "C.UTF-8")}
-    libraries = _libraries([name for _, names in jobs for name in names])
-    translate = str
-    if jail.isolating(jail.mode()):
-        plan = jail.Plan(jobs[0][0], writable=[scratch], readable=[w for w, _ in jobs[1:]],
-                         libraries=[str(p) for p in libraries])
-        translate = plan.translate
-        argv, env = jail.jailed_argv(plan, [sys.executable, "-I", "-c", BOOT, jail.LIBRARIES, "--each", *data_envs],
-                                     env)
-    else:
-        argv = [sys.executable, "-I", "-c", BOOT, str(FRAMEWORK.parent), "--each", *data_envs]
+    every_name = [name for _, names in jobs for name in names]
+    argv, env, translate = child_command(jobs[0][0], scratch, every_name, ["--each", *data_envs()],
+                                         readable=[w for w, _ in jobs[1:]])
     spec = json.dumps({"timeout": timeout, "jobs": [[translate(w), names] for w, names in jobs]})
     try:
         result = subprocess.run(argv, cwd=jobs[0][0], env=env, input=f"{nonce}\n{spec}\n", capture_output=True,

@@ -110,10 +110,12 @@ def in_fork(checks, workspace, names, index, data_envs, timeout):
     except ValueError:
         results = None
     if not isinstance(results, dict) or set(results) != set(names):
-        why = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-               else f"exit status {os.WEXITSTATUS(status)}") + ", no report"
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM:
             why = f"the checks took longer than {timeout} s"
+        elif os.WIFSIGNALED(status):
+            why = f"killed by signal {os.WTERMSIG(status)}, no report"
+        else:
+            why = f"exit status {os.WEXITSTATUS(status)}, no report"
         results = {name: {"passed": False, "detail": f"check process failed: {why}"} for name in names}
     return results
 

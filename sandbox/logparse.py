@@ -55,7 +55,7 @@ def parse_fields(parts, units=None):
             continue
         number = parse_number(value)
         fields[key.strip()] = number if number is not None else value.strip()
-        unit = NUMBER.match(value.strip()) and NUMBER.match(value.strip()).group(3)
+        unit = number is not None and NUMBER.match(value.strip()).group(3)
         if unit and units is not None:
             units[key.strip()] = "%" if unit == "%" else "s"
     return fields
