@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from bug_synth import operators
 from bug_synth.measure import measure, plain_request, requests_for_file
 from bug_synth.pool import Pool
+from bug_synth.reach import Reach, runs_reaching
 from bug_synth.synth_bug import mutant_id
 from sandbox.codebases import CodebaseError
 from sandbox.runner import RunError
@@ -32,7 +33,8 @@ class BuildError(ValueError):
 @dataclass
 class BuildReport:
     pool: Pool
-    measured: int = 0
+    measured: int = 0  # mutants decided by this build: run, or unreached (not run)
+    unreached: int = 0
     kept: int = 0
     seconds: float = 0.0
     workers: int = 1
@@ -40,9 +42,10 @@ class BuildReport:
     unrunnable: int = 0  # mutants in files no scenario runs
     candidates: Counter = field(default_factory=Counter)
 
-    def per_cpu_hour(self):
+    def per_cpu_hour(self, count=None):
+        """Mutants per CPU-hour (workers x wall time): every one decided, or `count` of them."""
         cpu_hours = self.seconds * self.workers / 3600
-        return self.measured / cpu_hours if cpu_hours else 0.0
+        return (self.measured if count is None else count) / cpu_hours if cpu_hours else 0.0
 
 
 def ordered(mutants, seed):
@@ -93,7 +96,7 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     requests = {}
     try:
         for path in sorted({m.file for m in candidates}):
-            requests[path] = requests_for_file(codebase, source, path, steps)[:1 + scenarios]
+            requests[path] = requests_for_file(codebase, source, path, steps)
     except CodebaseError as error:
         raise BuildError(f"--steps: {error}") from None
     tried = pool.tried()
@@ -105,6 +108,7 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     started = time.time()
     deadline = started + budget_minutes * 60
     firsts = [runs[0] for runs in requests.values() if runs]  # the others' baselines are made when first needed
+    reach = Reach(codebase, source, pool.root)
     for request in {r.model_dump_json(): r for r in firsts}.values():
         try:  # once, before the workers queue on its lock; a codebase that does not train stops here
             codebase.baseline(source, request)
@@ -114,12 +118,18 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     lock = threading.Lock()
 
     def one(mutant):
-        row, bug = measure_in_turn(codebase, source, mutant, requests[mutant.file], scratch, plain)
+        runs = runs_reaching(reach, mutant.file, files[mutant.file], mutant.text, requests[mutant.file],
+                             1 + scenarios)
+        if runs:
+            row, bug = measure_in_turn(codebase, source, mutant, runs, scratch, plain)
+        else:
+            row, bug = unreached(mutant, requests[mutant.file]), None
         if bug is not None:
             bug.digest = pool.digest
         pool.record(row, bug, mutant.text if bug else None)
         with lock:
             report.measured += 1
+            report.unreached += row["outcome"] == "unreached"
             report.kept += bug is not None
             if on_progress:
                 on_progress(report.measured, len(todo), f"{report.measured} measured, {report.kept} kept")
@@ -131,6 +141,15 @@ def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps
     report.seconds = time.time() - started
     report.stopped_by = "budget" if out_of_time else "limit" if cut else "exhausted"
     return report
+
+
+def unreached(mutant, requests):
+    """The row of a mutant whose changed statement no pristine run of its file executes: not run."""
+    names = [getattr(r, "scenario", None) or "default" for r in requests]
+    return {"id": mutant_id(mutant), "family": mutant.family, "file": mutant.file, "line": mutant.line,
+            "outcome": "unreached", "tried_in": [], "seconds": 0.0,
+            "detail": f"the pristine runs that execute {mutant.file} ({', '.join(names)}) never run the changed "
+                      "statement"}
 
 
 def measure_in_turn(codebase, source, mutant, runs, scratch, plain):
@@ -182,6 +201,7 @@ def family_table(pool, candidates):
         counts = rows.get(name, Counter())
         compiled = counts["tried"] - counts["does_not_compile"]
         table.append({"family": name, "candidates": candidates.get(name, 0), "tried": counts["tried"],
-                      "compiled": compiled, "observable": counts["kept"] + counts["no_symptom"],
+                      "compiled": compiled, "unreached": counts["unreached"],
+                      "observable": counts["kept"] + counts["no_symptom"],
                       "equivalent": counts["equivalent"], "kept": counts["kept"]})
     return table

@@ -18,7 +18,7 @@ from bug_synth.synth_bug import SynthBug
 from sandbox.baselines import codebase_digest
 from sandbox.state import state_dir
 
-OUTCOMES = ("kept", "equivalent", "no_symptom", "does_not_compile", "baseline_failed")
+OUTCOMES = ("kept", "equivalent", "unreached", "no_symptom", "does_not_compile", "baseline_failed")
 
 
 class PoolError(ValueError):

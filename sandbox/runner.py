@@ -19,6 +19,8 @@ Linux gets everything; elsewhere the supervisor has no /proc to walk and no pare
 signal, so only the process group is killed and memory is not polled.
 """
 
+import contextlib
+import contextvars
 import fcntl
 import json
 import os
@@ -41,6 +43,19 @@ PROBE_DIR = PACKAGE_DIR / "probe"
 KILL_GRACE_S = 3.0  # between SIGTERM and SIGKILL on a wall-time limit or a stop
 _RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _KEPT_ENV = {"PATH", "HOME", "LANG", "TMPDIR", "USER", "OMP_NUM_THREADS"}
+# set only around a pristine run whose executed lines are wanted (bug_synth/reach.py): a context
+# variable, so a run started by any other thread or caller never pays for the tracer
+_TRACE_LINES = contextvars.ContextVar("trace_lines", default=False)
+
+
+@contextlib.contextmanager
+def tracing_lines():
+    """Runs started inside record the checkout lines each process executes (probe/bugdrill_lines.py)."""
+    token = _TRACE_LINES.set(True)
+    try:
+        yield
+    finally:
+        _TRACE_LINES.reset(token)
 
 RunState = Literal[
     "running", "finished", "failed", "timed_out", "memory_limit", "disk_limit", "output_limit", "stopped",
@@ -165,6 +180,8 @@ def _run_env(spec, path):
     if spec.probe:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROBE_DIR), spec.env.get("PYTHONPATH")]))
         env["BUGDRILL_PROBE_DIR"] = str(path / "telemetry")
+        if _TRACE_LINES.get():
+            env["BUGDRILL_PROBE_LINES"] = "1"
     return env
 
 

@@ -57,7 +57,9 @@ def cmd_synth(args):
     mix = Counter(bug.difficulty for bug in kept)
     data = {"codebase": codebase.name, "pool": str(report.pool.root), "measured": report.measured,
             "kept": report.kept, "seconds": round(report.seconds, 1), "workers": report.workers,
-            "per_cpu_hour": round(report.per_cpu_hour(), 1), "stopped_by": report.stopped_by,
+            "unreached": report.unreached, "per_cpu_hour": round(report.per_cpu_hour(), 1),
+            "run_per_cpu_hour": round(report.per_cpu_hour(report.measured - report.unreached), 1),
+            "stopped_by": report.stopped_by,
             "unrunnable": report.unrunnable, "families": table, "pool_size": len(kept), "difficulty": dict(mix)}
     if args.json:
         print(json.dumps(data, indent=2))
@@ -67,16 +69,21 @@ def cmd_synth(args):
 
 
 def render(data):
-    lines = ["| family | candidates | tried | compiled | observable | equivalent (in every run tried) | kept |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| family | candidates | tried | compiled | unreached (no run executes it) | observable | "
+             "equivalent (in every run tried) | kept |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in data["families"]:
         lines.append(f"| {row['family']} | {row['candidates']} | {row['tried']} | {row['compiled']} | "
-                     f"{row['observable']} | {row['equivalent']} | {row['kept']} |")
+                     f"{row['unreached']} | {row['observable']} | {row['equivalent']} | {row['kept']} |")
     mix = ", ".join(f"{data['difficulty'].get(level, 0)} {level}" for level in ("easy", "medium", "hard"))
     stopped = {"budget": "the budget ran out", "limit": "the mutant limit was reached",
                "exhausted": "every candidate is measured"}[data["stopped_by"]]
-    lines += ["", f"this build: {data['measured']} mutants measured, {data['kept']} kept, in {data['seconds']} s "
-                  f"with {data['workers']} worker{'s' if data['workers'] != 1 else ''} ({data['per_cpu_hour']} measured per CPU-hour); stopped: {stopped}",
+    run = data["measured"] - data["unreached"]
+    workers = f"{data['workers']} worker{'s' if data['workers'] != 1 else ''}"
+    lines += ["", f"this build: {data['measured']} mutants tried in {data['seconds']} s with {workers}: {run} run "
+                  f"({data['kept']} kept) and {data['unreached']} unreached, not run (no pristine run executes the "
+                  f"statement they change); {data['run_per_cpu_hour']} run and {data['per_cpu_hour']} tried per "
+                  f"CPU-hour; stopped: {stopped}",
               f"the pool ({data['codebase']}): {data['pool_size']} synthesized bugs ({mix})"]
     if data["unrunnable"]:
         lines.append(f"{data['unrunnable']} candidates lie in scripts no run executes; they are not measured")

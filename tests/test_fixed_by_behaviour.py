@@ -111,6 +111,26 @@ def test_runs_match_within_rounding_and_not_beyond():
     assert not runs_match(fake_run([3.0, 2.5, 2.0], state="failed"), base).same
 
 
+
+def test_runs_match_compares_every_figure_the_code_sets_and_none_the_machine_sets():
+    """A validation logged under another name (chat_sft's "val loss (assistant tokens)") and an
+    evaluation stage's accuracy count; step time, throughput and wall time do not. Found when an
+    unedited synthesized bug (the SFT validation drawn with the training seed) was judged fixed."""
+    def run(val, accuracy, dt, seconds):
+        log = ParsedLog(train=[{"step": 1, "loss": 3.0, "dt": dt, "tok/sec": 1000 / dt}],
+                        evals=[{"step": 1, "val loss (assistant tokens)": val, "answer accuracy": 0.5}],
+                        summary={"val loss": val, "time": seconds}, other={"probe": {"accuracy": accuracy}},
+                        units={"time": "s"})
+        return RunData(run_dir=Path("."), spec={}, result={"state": "finished"}, log=log, stdout="", stderr="")
+
+    base = run(2.0, 0.40, 0.1, 10.0)
+    assert runs_match(run(2.0, 0.40, 0.3, 31.0), base).same
+    assert runs_match(run(2.0, 0.405, 0.1, 10.0), base).same  # one count of a printed fraction
+    assert runs_match(run(1.6, 0.40, 0.1, 10.0), base) == Match(
+        False, "val loss (assistant tokens) at step 1 (stage 1) is 1.6, the pristine run's 2")
+    assert runs_match(run(2.0, 0.30, 0.1, 10.0), base) == Match(
+        False, "probe accuracy is 0.3, the pristine run's 0.4")
+
 def test_every_check_runs_once_whatever_fails(interviews, monkeypatch):
     """bug_checks runs every check once, in one call: a failure is not run again (the 2-rank checks
     run a rank lost in gloo's teardown again themselves), so neither a check that hangs to its limit

@@ -1,6 +1,6 @@
 """`bugdrill synth` as a user runs it: a small pool of the built-in codebase built with real
-operators and real measured runs (a dozen mutants, 20-step runs), resumed by a second build that
-measures only new mutants; and bad input (an unknown family, a budget of 0, a checkout that does
+operators and real measured runs (20 mutants, 20-step runs), resumed by a second build that
+measures only new mutants; an interview and an eval episode drawn from it; and bad input (an unknown family, a budget of 0, a checkout that does
 not train) as a clear error."""
 
 import json
@@ -15,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER = REPO / "tests" / "fixtures" / "classifier"
 PLUGIN = REPO / "tests" / "fixtures" / "classifier_codebase.py"
+FIRST_BUILD = 20  # mutants: one of each of 20 families, since families take turns
 
 
 def synth(env, *arguments, timeout=900):
@@ -30,7 +31,7 @@ def state(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_build(state):
-    result = synth(state, "--limit", "4", "--steps", "20", "--workers", "2", "--scenarios", "0", "--json")
+    result = synth(state, "--limit", str(FIRST_BUILD), "--steps", "20", "--workers", "2", "--scenarios", "0", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -41,10 +42,10 @@ def pool_rows(data, name):
 
 
 def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_build):
-    assert first_build["measured"] == 4 and first_build["stopped_by"] == "limit"
+    assert first_build["measured"] == FIRST_BUILD and first_build["stopped_by"] == "limit"
     tried = pool_rows(first_build, "tried.jsonl")
-    assert len(tried) == 4 and len({row["id"] for row in tried}) == 4
-    assert len({row["family"] for row in tried}) == 4  # families take turns
+    assert len(tried) == FIRST_BUILD and len({row["id"] for row in tried}) == FIRST_BUILD
+    assert len({row["family"] for row in tried}) == FIRST_BUILD
     kept = pool_rows(first_build, "kept.jsonl")
     assert first_build["kept"] == len(kept) == sum(row["outcome"] == "kept" for row in tried)
     for bug in kept:
@@ -52,9 +53,9 @@ def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_
         assert bug["difficulty"] in ("easy", "medium", "hard") and bug["evidence"]
         assert (Path(first_build["pool"]) / "texts" / f"{bug['id']}.py").is_file()
     for row in tried:
-        assert row["outcome"] in ("kept", "equivalent", "no_symptom", "does_not_compile"), row
+        assert row["outcome"] in ("kept", "equivalent", "unreached", "no_symptom", "does_not_compile"), row
     table = {row["family"]: row for row in first_build["families"]}
-    assert sum(row["tried"] for row in table.values()) == 4
+    assert sum(row["tried"] for row in table.values()) == FIRST_BUILD
     assert sum(row["kept"] for row in table.values()) == first_build["kept"]
 
 
@@ -63,7 +64,7 @@ def test_a_second_build_resumes_and_measures_only_new_mutants(first_build, state
     assert result.returncode == 0, result.stderr[-3000:]
     again = json.loads(result.stdout)
     tried = pool_rows(again, "tried.jsonl")
-    assert again["measured"] == 1 and len(tried) == 5 and len({row["id"] for row in tried}) == 5
+    assert again["measured"] == 1 and len(tried) == len({row["id"] for row in tried}) == FIRST_BUILD + 1
     # --scenarios 0: each mutant in its first run alone (more runs: the stubbed test below)
     assert all(len(row["tried_in"]) == 1 for row in tried)
 
@@ -102,6 +103,34 @@ async def test_an_interview_draws_from_the_built_pool_and_its_run_shows_the_meas
         run = await call(client, "run_training", interview_id=interview)
         # the same request and seed as the measured run: the interview's run shows what the pool recorded
         assert set(bug["symptoms"]) <= set(run["symptoms"]), (bug["symptoms"], run["symptoms"], bug["cause"])
+
+
+def test_an_eval_episode_on_the_built_pool_judges_a_bug_left_in_place_not_fixed(first_build, state, tmp_path):
+    """`bugdrill eval --source synth` on the pool just built, with an agent that changes nothing:
+    the generic check (the workspace's runs against the same-seed pristine runs) must not call
+    the synthesized bug fixed, and the episode names a bug the build kept."""
+    pytest.importorskip("inspect_ai")
+    from inspect_ai.log import read_eval_log
+
+    from sandbox.isolation import isolation_available
+
+    if not isolation_available()[0]:
+        pytest.skip(f"no isolation here for a command-line agent: {isolation_available()[1]}")
+    kept = {bug["id"] for bug in pool_rows(first_build, "kept.jsonl")}
+    env = {**state, "BUGDRILL_EPISODES_DIR": str(tmp_path / "episodes")}
+    result = subprocess.run([str(Path(sys.executable).parent / "bugdrill"), "eval", "--agent", "true",
+                             "--source", "synth", "--synth-bugs", "1", "--bugs-per-episode", "1",
+                             "--time-limit", "1", "--log-dir", str(tmp_path / "logs"), "--json"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (log_file,) = (tmp_path / "logs").glob("*.eval")
+    (sample,) = read_eval_log(str(log_file)).samples
+    (bug,) = sample.metadata["bugs"]
+    assert bug in kept and sample.metadata["category"] == "synthesized"
+    verdict = sample.scores["episode_scorer"].metadata
+    (scored,) = verdict["bugs"]
+    assert scored["bug"] == bug and scored["fixed"] is False, verdict
+    assert verdict["credit"] == 0 and not verdict["changed"], verdict
 
 
 def test_an_equivalent_mutant_is_tried_in_the_next_runs_of_its_file(monkeypatch):

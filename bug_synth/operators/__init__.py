@@ -19,10 +19,11 @@ from bug_synth.operators.family import FAMILIES, Family, family
 from bug_synth.operators.mutant import Mutant
 
 # each module registers its families as it is imported: this order is the registry's
-# (the generic statement and guard removals last, so a text both make is credited to the specific family)
+# (the generic statement and guard removals after the specific ones, so a text both make is credited to the
+# specific family; themes added later go at the end, so no family a pool has measured loses a text)
 THEMES = ("axes", "residual", "layers", "constants", "eps", "polarity", "indices", "arguments", "autograd", "modes",
           "order", "names", "reduction", "devices", "distributed", "flags", "activations", "losses", "signs",
-          "statements", "guards")
+          "statements", "guards", "extremes", "sizes", "arithmetic", "inplace", "elements")
 for _theme in THEMES:
     importlib.import_module(f"{__name__}.{_theme}")
 

@@ -28,6 +28,17 @@ def _install_probe():
         pass  # the probe must never stop the training script from starting
 
 
+def _install_line_tracer():
+    try:
+        import bugdrill_lines
+
+        bugdrill_lines.install()
+    except Exception:
+        pass  # nor the line tracer
+
+
 _run_shadowed_sitecustomize()
 if os.environ.get("BUGDRILL_PROBE_DIR"):
+    if os.environ.get("BUGDRILL_PROBE_LINES"):
+        _install_line_tracer()
     _install_probe()
