@@ -80,17 +80,22 @@ def check_inputs(budget_minutes, workers, limit, scenarios=DEFAULT_SCENARIOS):
         raise BuildError(f"the mutant limit must be a whole number of at least 1, not {limit!r}")
 
 
+def candidate_mutants(codebase, source, families=None):
+    """({path: text} of the files mutants may change, [every mutant the families make there])."""
+    files = {path: text for path, text in read_codebase(source).items() if path in codebase.mutable_files(source)}
+    try:
+        return files, list(operators.mutants(files, families))
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+
+
 def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps=None, limit=None, seed=0,
           on_progress=None, scenarios=DEFAULT_SCENARIOS):
     """Measure untried mutants until the budget (minutes of wall time) or `limit` (mutants) runs
     out; returns a BuildReport. on_progress(done, total, message) after each one. A mutant
     equivalent in its first run is tried in up to `scenarios` more runs that execute its file."""
     check_inputs(budget_minutes, workers, limit, scenarios)
-    files = {path: text for path, text in read_codebase(source).items() if path in codebase.mutable_files(source)}
-    try:
-        candidates = list(operators.mutants(files, families))
-    except ValueError as error:
-        raise BuildError(str(error)) from None
+    files, candidates = candidate_mutants(codebase, source, families)
     pool = Pool(codebase, source)
     report = BuildReport(pool, workers=workers, candidates=Counter(m.family for m in candidates))
     requests = {}

@@ -1,7 +1,8 @@
 """`bugdrill synth` as a user runs it: a small pool of the built-in codebase built with real
 operators and real measured runs (20 mutants, 20-step runs), resumed by a second build that
-measures only new mutants; an interview and an eval episode drawn from it; and bad input (an unknown family, a budget of 0, a checkout that does
-not train) as a clear error."""
+measures only new mutants, reported without measuring; an interview and an eval episode drawn
+from it; and bad input (an unknown family, a budget of 0, a checkout that does not train) as a
+clear error."""
 
 import json
 import os
@@ -68,6 +69,17 @@ def test_a_second_build_resumes_and_measures_only_new_mutants(first_build, state
     # --scenarios 0: each mutant in its first run alone (more runs: the stubbed test below)
     assert all(len(row["tried_in"]) == 1 for row in tried)
 
+
+
+def test_the_report_prints_what_the_pool_holds_and_measures_nothing(first_build, state):
+    before = pool_rows(first_build, "tried.jsonl")
+    result = synth(state, "--report", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert pool_rows(first_build, "tried.jsonl") == before
+    assert report["pool_size"] == len(pool_rows(first_build, "kept.jsonl")) and "measured" not in report
+    assert sum(row["tried"] for row in report["families"]) == len(before)
+    assert sum(row["candidates"] for row in report["families"]) >= 1000  # every family's, on picochat
 
 def test_bad_input_is_a_clear_error(state, tmp_path):
     unknown = synth(state, "--families", "no-such-family", "--limit", "1")
