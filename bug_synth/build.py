@@ -92,8 +92,9 @@ def candidate_mutants(codebase, source, families=None):
 def build(codebase, source, families=None, budget_minutes=10.0, workers=1, steps=None, limit=None, seed=0,
           on_progress=None, scenarios=DEFAULT_SCENARIOS):
     """Measure untried mutants until the budget (minutes of wall time) or `limit` (mutants) runs
-    out; returns a BuildReport. on_progress(done, total, message) after each one. A mutant
-    equivalent in its first run is tried in up to `scenarios` more runs that execute its file."""
+    out; returns a BuildReport. on_progress(done, total, message) after each one. A mutant is
+    measured only in runs whose pristine run reaches the statement it changed (bug_synth/reach.py);
+    equivalent in its first, it is tried in up to `scenarios` more such runs."""
     check_inputs(budget_minutes, workers, limit, scenarios)
     files, candidates = candidate_mutants(codebase, source, families)
     pool = Pool(codebase, source)
