@@ -99,12 +99,13 @@ def server_state(tmp_path, monkeypatch):
 # the longest files start first, so that two workers end together instead of one finishing a
 # long file alone: pytest-xdist's loadfile hands out files in collection order when told not to
 # reorder them by their number of tests (--no-loadscope-reorder, README's test command). Ordered
-# by the time each file took in a whole run on the 2-core machine (2026-12-03).
-LONGEST_FIRST = ("test_catalogue.py", "test_eval.py", "test_synth_pool.py", "test_training_runs.py",
+# by the time each file took in a whole run on the 2-core machine (2026-12-03; test_synth_pool.py grew to
+# a 20-mutant pool with its traced runs since).
+LONGEST_FIRST = ("test_synth_pool.py", "test_catalogue.py", "test_eval.py", "test_training_runs.py",
                  "test_server_roles.py", "test_cli_workspaces.py", "test_eval_command_agent.py", "test_symptoms.py",
                  "test_synth_interviews.py", "test_validation_subset.py", "test_server_training.py",
                  "test_inspector_cli.py", "test_selfcheck.py", "test_reference_agent.py", "test_server_transports.py",
-                 "test_probe.py", "test_fixed_by_behaviour.py", "test_jail.py", "test_evidence.py",
+                 "test_probe.py", "test_fixed_by_behaviour.py", "test_synth_reach.py", "test_jail.py", "test_evidence.py",
                  "test_check_batches.py", "test_demo.py", "test_foreign_codebase.py", "test_runner.py",
                  "test_progress_notifications.py", "test_nonroot_server.py")
 
