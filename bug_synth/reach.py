@@ -14,6 +14,7 @@ import difflib
 import functools
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -33,7 +34,7 @@ class Reach:
         self.codebase, self.source = codebase, source
         self.root = Path(pool_root) / "reach"
         self.root.mkdir(parents=True, exist_ok=True)
-        self._locks, self._guard = {}, threading.Lock()
+        self._locks, self._guard, self._known = {}, threading.Lock(), {}
 
     def lines(self, request):
         """{relative path: set of lines} the pristine run of `request` executes; UNKNOWN if not traced."""
@@ -41,11 +42,19 @@ class Reach:
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:  # one traced run per request, however many workers want it
-            path = self.root / f"{key}.json"
-            if not path.exists():
-                traced = traced_lines(self.codebase, self.source, request)
-                path.write_text(json.dumps({"request": json.loads(request.model_dump_json()), "lines": traced}))
-            found = json.loads(path.read_text())["lines"]
+            if key not in self._known:
+                self._known[key] = self._load_or_trace(key, request)
+        return self._known[key]
+
+    def _load_or_trace(self, key, request):
+        path = self.root / f"{key}.json"
+        if not path.exists():
+            traced = traced_lines(self.codebase, self.source, request)
+            # written whole or not at all: another build may share the pool and read it
+            partial = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
+            partial.write_text(json.dumps({"request": json.loads(request.model_dump_json()), "lines": traced}))
+            partial.replace(path)
+        found = json.loads(path.read_text())["lines"]
         return UNKNOWN if found is None else {name: set(numbers) for name, numbers in found.items()}
 
 
