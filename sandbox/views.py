@@ -62,14 +62,24 @@ def table(header, rows):
     return "\n".join(lines)
 
 
-def every_k(items, k):
-    """Every k-th item by step, plus the last, so the end of a run is always shown."""
+def every_k(items, k, also=()):
+    """Every k-th item by step, plus the last, so the end of a run is always shown, and the steps
+    in `also` (where the run departs from its baseline, which the incident summary names)."""
     if not items:
         return []
-    picked = [item for item in items if item[0] % k == 0 or item[0] == 1]
+    picked = [item for item in items if item[0] % k == 0 or item[0] == 1 or item[0] in also]
     if picked[-1:] != items[-1:]:
         picked.append(items[-1])
     return picked
+
+
+def departure_steps(run, baseline, stage):
+    """The step of this stage at which the run's aggregate curves first leave the baseline's, as a
+    tuple (empty when they never do, or do in another stage)."""
+    from sandbox.symptoms import departure_point
+
+    found = departure_point(run, baseline) if baseline is not None else None
+    return (found[0][1],) if found and found[0][0] == stage else ()
 
 
 def choose_k(n, rows=25):
@@ -147,7 +157,8 @@ def stage_log(run, baseline, stage, every):
     groups = lr_groups_differing(lr, base_lr)
     if not train:  # a script that prints nothing we can read: the probe's figures
         return probe_log(run, baseline, stage, every, lr, base_lr, groups)
-    steps = [s for s, _ in every_k([(s, None) for s in sorted(train)], every or choose_k(len(train)))]
+    steps = [s for s, _ in every_k([(s, None) for s in sorted(train)], every or choose_k(len(train)),
+                                   departure_steps(run, baseline, stage))]
     # a script that logs no lr (nanochat prints a multiplier): the probe's, first parameter group
     rows = [[s, train[s].get("loss"), base.get(s, {}).get("loss"), train[s].get("lr", group_lr(lr, s, 0)),
              base.get(s, {}).get("lr", group_lr(base_lr, s, 0)), *group_columns(lr, base_lr, s, groups)]
@@ -161,7 +172,7 @@ def probe_log(run, baseline, stage, every, lr, base_lr, groups):
     if not mine:
         return None
     base = base_records(baseline, "steps", stage)
-    picked = every_k(mine, every or choose_k(len(mine)))
+    picked = every_k(mine, every or choose_k(len(mine)), departure_steps(run, baseline, stage))
     rows = [[s, r.get("loss"), base.get(s, {}).get("loss"), group_lr(lr, s, 0), group_lr(base_lr, s, 0),
              *group_columns(lr, base_lr, s, groups)] for s, r in picked]
     header = ["step", "loss (probe)", "baseline loss (probe)", "lr (probe)", "baseline lr (probe)",
@@ -243,7 +254,7 @@ def stage_grads(run, baseline, stage, every):
     logged = {r["step"]: r.get("grad norm") for r in run.log.train if stage_of(r) == stage}
     steps = [(r["step"], r) for r in run.stage_steps(stage)]
     if steps:
-        picked = every_k(steps, every or choose_k(len(steps)))
+        picked = every_k(steps, every or choose_k(len(steps)), departure_steps(run, baseline, stage))
         rows = [[s, r.get("grad_norm", None) if r.get("grad_norm") is not None else "none",
                  base.get(s, {}).get("grad_norm"), r.get("grad_norm_backward"), logged.get(s)] for s, r in picked]
         parts.append("global gradient norm: at step, as the optimizer saw it (after any clipping; none: no "

@@ -25,8 +25,10 @@ def register(server, ctx):
     service = ctx.interviews
 
     async def verify_fix(context: Context, interview_id: InterviewIdParam = None) -> results.VerificationFull:
-        """Check whether the workspace's bug is fixed, by behaviour (not by comparing text): says fixed or
-        not fixed, never which bug. Each call is counted and the server may limit them."""
+        """Check whether the workspace's bug is fixed, by behaviour: the codebase's checks and runs
+        against the pristine code's, not a comparison with any expected text (a workspace whose files
+        are the pristine code's is fixed with nothing run). Says fixed or not fixed, never which bug.
+        Each call is counted and the server may limit them."""
         interview_id = ctx.interview_id(interview_id)
         notes = progress_notes(context)
 
