@@ -105,24 +105,32 @@ def statement_spans(text):
 
 def runs_reaching(reach, file, original, mutated, requests, most):
     """The first `most` of `requests` (in their order) whose pristine run reaches the mutated code."""
+    statements = changed_statements(original, mutated)
     chosen = []
     for request in requests:
         if len(chosen) == most:
             break
         lines = reach.lines(request)
-        if lines is UNKNOWN or reaches(original, mutated, lines.get(file, ())):
+        if lines is UNKNOWN or runs_any(statements, lines.get(file, ())):
             chosen.append(request)
     return chosen
 
 
+def changed_statements(original, mutated):
+    """(first, last) line of the innermost statement holding each changed line; None for a changed
+    line outside every statement (a comment, a blank line), which counts as run."""
+    spans = statement_spans(original)
+    found = []
+    for line in sorted(changed_lines(original, mutated)):
+        holding = [span for span in spans if span[0] <= line <= span[1]]
+        found.append(min(holding, key=lambda span: span[1] - span[0]) if holding else None)
+    return found
+
+
+def runs_any(statements, executed):
+    return any(span is None or any(span[0] <= number <= span[1] for number in executed) for span in statements)
+
+
 def reaches(original, mutated, executed):
     """Whether a run that executed `executed` (lines of the original file) runs the mutated code."""
-    spans = statement_spans(original)
-    for line in changed_lines(original, mutated):
-        holding = [span for span in spans if span[0] <= line <= span[1]]
-        if not holding:
-            return True  # not inside a statement (a comment, a blank line): count it as run
-        first, last = min(holding, key=lambda span: span[1] - span[0])
-        if any(first <= number <= last for number in executed):
-            return True
-    return False
+    return runs_any(changed_statements(original, mutated), executed)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 LOSS_RTOL = 2e-3  # relative, per logged loss
 # a figure that is not a loss (an accuracy, a grad norm, a fraction of parsed samples) is printed with
-# few digits and can move by one count under float rounding: the rule the symptoms use for them
+# few digits and can move by one count under float rounding (the symptoms' metrics rule uses it too)
 FIGURE_RTOL, FIGURE_ATOL = 0.05, 0.01
 # what the machine sets, not the code: durations, throughput, utilisation, memory
 MACHINE_WORDS = ("time", "tok/s", "/sec", "per second", "throughput", "mfu", "memory", "mem ", " mb", "gb")

@@ -42,6 +42,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from sandbox.jail import WORKSPACE as JAIL_WORKSPACE  # where an untrusted run sees its workspace
+from sandbox.matching import FIGURE_ATOL, FIGURE_RTOL  # one rule for a figure that is not a loss
 from sandbox.rundata import RunData, finite, stage_of
 
 LIMIT_STATES = {
@@ -529,7 +530,7 @@ def metrics(run, baseline, tolerance):
     differing = []
     for name in mine.keys() & theirs.keys():
         a, b = mine[name], theirs[name]
-        if finite(a) and finite(b) and abs(a - b) > max(0.05 * abs(b), 0.01):
+        if finite(a) and finite(b) and abs(a - b) > max(FIGURE_RTOL * abs(b), FIGURE_ATOL):
             differing.append(f"{name} {a:g} (baseline {b:g})")
     if not differing:
         return []
