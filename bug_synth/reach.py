@@ -6,7 +6,8 @@ bugdrill_lines.py, every process of every stage), and the lines it executed are 
 (reach/<request digest>.json). A mutant reaches a run when, for one of the lines it changed, the
 innermost statement holding that line ran (a line of its own, or of the block it heads). Where a
 run's reach is unknown (its traced run did not finish, or wrote no lines) every mutant counts as
-reaching it: an unknown reach never skips a run.
+reaching it: an unknown reach never skips a run. Nothing is kept of a failed trace, so the next
+build traces that run again.
 """
 
 import ast
@@ -48,13 +49,16 @@ class Reach:
 
     def _load_or_trace(self, key, request):
         path = self.root / f"{key}.json"
-        if not path.exists():
-            traced = traced_lines(self.codebase, self.source, request)
+        if path.exists():
+            found = json.loads(path.read_text())["lines"]
+        else:
+            found = traced_lines(self.codebase, self.source, request)
+            if found is None:  # kept for this build only: the next build traces it again
+                return UNKNOWN
             # written whole or not at all: another build may share the pool and read it
             partial = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
-            partial.write_text(json.dumps({"request": json.loads(request.model_dump_json()), "lines": traced}))
+            partial.write_text(json.dumps({"request": json.loads(request.model_dump_json()), "lines": found}))
             partial.replace(path)
-        found = json.loads(path.read_text())["lines"]
         return UNKNOWN if found is None else {name: set(numbers) for name, numbers in found.items()}
 
 

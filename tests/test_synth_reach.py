@@ -127,3 +127,19 @@ def test_a_traced_run_trains_exactly_as_an_untraced_one(classifier):
         traced = training_data(codebase.train(workspace, request, label="traced"))
     assert [r["loss"] for r in traced.log.train] == [r["loss"] for r in base.log.train]
     assert list((traced.run_dir / "telemetry").glob("lines-*.json"))
+
+
+def test_a_trace_that_failed_is_not_kept_so_the_next_build_traces_again(tmp_path, monkeypatch):
+    from bug_synth import reach as reach_module
+
+    class Request:
+        def model_dump_json(self):
+            return '{"scenario": "base"}'
+
+    outcomes = [None, {"train.py": [3, 4]}]
+    monkeypatch.setattr(reach_module, "traced_lines", lambda codebase, source, request: outcomes.pop(0))
+    assert Reach(None, None, tmp_path).lines(Request()) is reach_module.UNKNOWN
+    assert list((tmp_path / "reach").iterdir()) == []
+    assert Reach(None, None, tmp_path).lines(Request()) == {"train.py": {3, 4}}
+    assert Reach(None, None, tmp_path).lines(Request()) == {"train.py": {3, 4}}  # now read from disk
+    assert outcomes == []
