@@ -23,7 +23,8 @@ from bug_synth.operators.mutant import Mutant
 # specific family; themes added later go at the end, so no family a pool has measured loses a text)
 THEMES = ("axes", "residual", "layers", "constants", "eps", "polarity", "indices", "arguments", "autograd", "modes",
           "order", "names", "reduction", "devices", "distributed", "flags", "activations", "losses", "signs",
-          "statements", "guards", "extremes", "sizes", "arithmetic", "inplace", "elements")
+          "statements", "guards", "extremes", "sizes", "arithmetic", "inplace", "elements",
+          "keywords", "unpacking", "terms", "logic")
 for _theme in THEMES:
     importlib.import_module(f"{__name__}.{_theme}")
 

@@ -21,14 +21,14 @@ FLOOR_SWAP = {cst.Divide: cst.FloorDivide, cst.FloorDivide: cst.Divide,
 SHOWN_LIMIT = 40
 
 
-def _is_path(node):
+def is_path_join(node):
     """A string, a Path(...), a name such as base_dir or checkpoint_path, or a join of them."""
     if isinstance(node, SEQUENCES):
         return True
     if isinstance(node, cst.Call):
         return callee_name(node) in PATH_CALLS or bool(PATH_NAME.search(callee_name(node).lower()))
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
-        return _is_path(node.left) or _is_path(node.right)
+        return is_path_join(node.left) or is_path_join(node.right)
     return bool(PATH_NAME.search(dotted(node).rsplit(".", 1)[-1].lower()))
 
 
@@ -45,7 +45,7 @@ def numeric_sites(source, swap):
     for node in source.nodes(cst.BinaryOperation, cst.AugAssign):
         new_type = swap.get(type(node.operator))
         left, right = operands(node)
-        if new_type is None or _is_path(left) or _is_path(right):
+        if new_type is None or is_path_join(left) or is_path_join(right):
             continue
         if float_value(left) is not None and float_value(right) is not None:
             continue

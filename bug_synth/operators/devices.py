@@ -17,7 +17,7 @@ def _mentions(node, word):
     return word in dotted(node).lower() or (isinstance(node, cst.Call) and word in callee_name(node).lower())
 
 
-def _keyword_dropped(call, arg):
+def without_keyword(call, arg):
     """The call without one keyword argument (the comma before it goes if it was the last)."""
     kept = [a for a in call.args if a is not arg]
     if kept and call.args[-1] is arg:
@@ -48,7 +48,7 @@ class DeviceDropped(Family):
             for arg in call.args:
                 if arg.keyword is not None and arg.keyword.value == "device":
                     yield Site(
-                        call, _keyword_dropped(call, arg),
+                        call, without_keyword(call, arg),
                         f"{dotted(call.func) or name}(...) no longer gets device={source.code(arg.value)} "
                         f"{source.where(call)}, so it is made on the CPU",
                         (DEVICE_TERMS, (name.lower(),) + names_in(call, limit=3)))
@@ -78,7 +78,7 @@ class DtypeDropped(Family):
             for arg in call.args:
                 if arg.keyword is not None and arg.keyword.value == "dtype":
                     yield Site(
-                        call, _keyword_dropped(call, arg),
+                        call, without_keyword(call, arg),
                         f"{dotted(call.func) or name}(...) no longer gets dtype={source.code(arg.value)} "
                         f"{source.where(call)}, so it falls back to the default dtype",
                         (DTYPE_TERMS, (name.lower(),) + names_in(call.func, limit=2)))
