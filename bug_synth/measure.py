@@ -4,7 +4,8 @@ the scenario that runs its file, and classify the run against the same-seed pris
 Outcomes (pool.OUTCOMES): `kept` when the run shows a symptom class; `equivalent` when its
 curves never leave the baseline's and nothing is classified (the same training: the mutant
 changes nothing a run can see); `no_symptom` when the curves depart but no symptom class is
-observed (a change too small to call a bug); `does_not_compile`; `baseline_failed`.
+observed (a change too small to call a bug); `does_not_compile`; `baseline_failed`;
+`setup_failed` when its training fails before its first stage (no stage to show a symptom with).
 
 A mutant equivalent in its first run is measured again in the next scenarios that execute its
 file (up to `build`'s `scenarios`): a change to a collective, a mask or a cast may be invisible
@@ -123,6 +124,9 @@ def measure(codebase, source, mutant, request, scratch, is_default=True):
         copy_codebase(source, workspace)
         (workspace / mutant.file).write_text(mutant.text)
         training = again_after_teardown_abort(lambda: codebase.train(workspace, limited, label="synth"))
+        if not training.stages:  # no stage's logs or telemetry to show a symptom with: not a bug to keep
+            return {**row, "outcome": "setup_failed", "seconds": round(time.time() - started, 1),
+                    "detail": f"its training failed before its first stage: {training.message}"[:300]}, None
         run = training_data(training)
         incident = classify(run, base)
         _, origin = traceback_origin(run.stderr, workspace)

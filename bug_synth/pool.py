@@ -18,7 +18,8 @@ from bug_synth.synth_bug import SynthBug
 from sandbox.baselines import codebase_digest
 from sandbox.state import state_dir
 
-OUTCOMES = ("kept", "equivalent", "unreached", "no_symptom", "does_not_compile", "baseline_failed")
+OUTCOMES = ("kept", "equivalent", "unreached", "no_symptom", "does_not_compile", "baseline_failed",
+            "setup_failed")
 
 
 class PoolError(ValueError):

@@ -1,6 +1,8 @@
 """Reach: a mutant is measured only in the runs that execute the statement it changed. The pristine
 checkout's runs are traced line by line (sandbox/probe/bugdrill_lines.py) once per request; a
-mutant of a function no run calls is recorded as unreached without a run of its own."""
+mutant of a function no run calls is recorded as unreached without a run of its own. A mutant
+whose training fails before its first stage (seen on nanochat: the whole build stopped with
+'training run ... has no stage yet') is recorded as setup_failed and the build goes on."""
 
 import json
 import os
@@ -12,6 +14,7 @@ import pytest
 
 from bug_synth.operators import Mutant
 from bug_synth.reach import Reach, changed_lines, reaches, runs_reaching
+from sandbox.training import Training, TrainingRequest, save
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER = REPO / "tests" / "fixtures" / "classifier"
@@ -143,3 +146,33 @@ def test_a_trace_that_failed_is_not_kept_so_the_next_build_traces_again(tmp_path
     assert Reach(None, None, tmp_path).lines(Request()) == {"train.py": {3, 4}}
     assert Reach(None, None, tmp_path).lines(Request()) == {"train.py": {3, 4}}  # now read from disk
     assert outcomes == []
+
+
+def test_a_mutant_that_fails_before_any_stage_is_recorded_and_the_build_goes_on(classifier, monkeypatch):
+    from bug_synth import build as building
+    from bug_synth.pool import Pool
+    from bug_synth.synth_bug import mutant_id
+
+    codebase, checkout = classifier
+    text = (checkout / "train.py").read_text()
+    old = next(line for line in text.splitlines() if "loss.backward()" in line)
+    mutant = Mutant("sign-flipped", "train.py", text.splitlines().index(old) + 1, "", old.strip(),
+                    old.strip().replace("loss.backward()", "(loss * 2).backward()"),
+                    text.replace(old, old.replace("loss.backward()", "(loss * 2).backward()")), "hand-made", (("sign",),))
+    real_train = codebase.train
+
+    def train(workspace, request, *args, label="", **kwargs):
+        if label != "synth":
+            return real_train(workspace, request, *args, label=label, **kwargs)
+        failed = Training(id="t-setup-failed", workspace=str(workspace), request=TrainingRequest(), state="failed",
+                          message="the tokenizer training failed: exited with status 1: FileExistsError")
+        save(failed)
+        return failed
+
+    monkeypatch.setattr(codebase, "train", train)
+    monkeypatch.setattr(building.operators, "mutants", lambda files, families=None: iter([mutant]))
+    report = building.build(codebase, checkout, budget_minutes=10, steps=20, limit=1, scenarios=0)
+    row = Pool(codebase, checkout).tried()[mutant_id(mutant)]
+    assert report.measured == 1 and report.kept == 0
+    assert row["outcome"] == "setup_failed"
+    assert "before its first stage" in row["detail"] and "FileExistsError" in row["detail"]
