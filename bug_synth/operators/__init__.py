@@ -24,7 +24,7 @@ from bug_synth.operators.mutant import Mutant
 THEMES = ("axes", "residual", "layers", "constants", "eps", "polarity", "indices", "arguments", "autograd", "modes",
           "order", "names", "reduction", "devices", "distributed", "flags", "activations", "losses", "signs",
           "statements", "guards", "extremes", "sizes", "arithmetic", "inplace", "elements",
-          "keywords", "unpacking", "terms", "logic")
+          "keywords", "unpacking", "terms", "logic", "branches", "subscripts", "fills")
 for _theme in THEMES:
     importlib.import_module(f"{__name__}.{_theme}")
 
