@@ -24,8 +24,8 @@ import libcst.matchers as m
 
 from bug_synth.operators.family import Family, family
 from bug_synth.operators.reports import ASSIGNS, reports_only
-from bug_synth.operators.shapes import callee_name, dotted, names_in, receiver_name
-from bug_synth.operators.source import LOG_CALLEES, LOG_RECEIVERS, Site
+from bug_synth.operators.shapes import callee_name, dotted, names_in
+from bug_synth.operators.source import Site, is_message_call
 from bug_synth.operators.terms import TIMING
 
 EXITS = m.Raise() | m.Continue() | m.Break()
@@ -129,9 +129,7 @@ def _fills_default(branch):
 def _is_side_call(node):
     if not isinstance(node, cst.Call):
         return False
-    name = callee_name(node)
-    return (name in LOG_CALLEES or receiver_name(node).split(".")[0] in LOG_RECEIVERS
-            or bool(SIDE_CALL.search(name.lower())))
+    return is_message_call(node) or bool(SIDE_CALL.search(callee_name(node).lower()))
 
 
 def is_record(source, statement):

@@ -9,8 +9,7 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
-from bug_synth.operators.shapes import callee_name, receiver_name
-from bug_synth.operators.source import LOG_CALLEES, LOG_RECEIVERS
+from bug_synth.operators.source import is_message_call
 
 ASSIGNS = (cst.Assign, cst.AugAssign, cst.AnnAssign)
 # functions that measure for a report: estimate_flops, get_peak_flops, estimate_mfu
@@ -36,9 +35,7 @@ def _targets(statement):
 
 
 def _in_report(source, node):
-    return any(isinstance(a, cst.FormattedString) or (isinstance(a, cst.Call) and (
-        callee_name(a) in LOG_CALLEES or receiver_name(a).split(".")[0] in LOG_RECEIVERS))
-        for a in source.ancestors(node))
+    return any(isinstance(a, cst.FormattedString) or is_message_call(a) for a in source.ancestors(node))
 
 
 def _reported_names(source):

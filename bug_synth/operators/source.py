@@ -86,7 +86,8 @@ def _is_main_guard(node):
     return "__name__" in names
 
 
-def _is_message_call(node):
+def is_message_call(node):
+    """A print or log call: what it gets is reported, never trained on."""
     return isinstance(node, cst.Call) and (
         callee_name(node) in LOG_CALLEES or receiver_name(node).split(".")[0] in LOG_RECEIVERS)
 
@@ -119,7 +120,7 @@ class _Indexer(cst.CSTVisitor):
         self.top[node] = node if isinstance(parent, cst.Module) else self.top.get(parent)
         self.statement[node] = self._statements[-1] if self._statements else None
         self.function[node] = self._functions[-1] if self._functions else None
-        if (parent in self.off_limits or _is_main_guard(node) or _is_message_call(node)
+        if (parent in self.off_limits or _is_main_guard(node) or is_message_call(node)
                 or isinstance(node, cst.FormattedString)):
             self.off_limits.add(node)
         if isinstance(node, cst.Call) and callee_name(node) in ARGPARSE_CALLEES:
