@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bug_synth.synth_bug import SynthBug, mutant_id, sha
+from bug_synth.synth_bug import from_mutant, mutant_id
 from sandbox.codebase import copy_codebase
 from sandbox.runner import RunError
 from sandbox.symptoms import classify, departure_point, traceback_origin
@@ -139,13 +139,10 @@ def measure(codebase, source, mutant, request, scratch, is_default=True):
         outcome = "no_symptom" if departed or incident.classes != ["no_visible_effect"] else "equivalent"
         return {**row, "outcome": outcome, "classes": incident.classes, "seconds": seconds}, None
     level, evidence = difficulty(found, origin, mutant, is_default)
-    bug = SynthBug(id=row["id"], codebase=codebase.name, digest="", family=mutant.family, file=mutant.file,
-                   line=mutant.line, function=mutant.function, before=mutant.before, after=mutant.after,
-                   cause=mutant.cause, cause_terms=[list(g) for g in mutant.cause_terms],
-                   pristine_sha=sha((Path(source) / mutant.file).read_text()),
-                   # a hang is shown with the limit that measured it; any other bug with the request's own
-                   request=(limited if "timed_out" in found else request).model_dump(),
-                   commands=list(codebase.commands(request)), symptoms=found, summary=incident.summary,
-                   departs_at=departed[0][1] if departed else None,
-                   steps=max((s for s, _ in run.loss_series()), default=0), difficulty=level, evidence=evidence)
+    bug = from_mutant(mutant, codebase.name, source,
+                      # a hang is shown with the limit that measured it; any other bug with the request's own
+                      request=(limited if "timed_out" in found else request).model_dump(),
+                      commands=list(codebase.commands(request)), symptoms=found, summary=incident.summary,
+                      departs_at=departed[0][1] if departed else None,
+                      steps=max((s for s, _ in run.loss_series()), default=0), difficulty=level, evidence=evidence)
     return {**row, "outcome": "kept", "classes": found, "seconds": seconds, "training": training.id}, bug

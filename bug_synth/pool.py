@@ -5,8 +5,11 @@
     synth/<codebase>-<digest>/texts/<id>.py  the mutated file of each kept mutant
 
 Appends only, under a lock, so a build can be stopped and resumed (a mutant already tried is
-not measured again) and two builds can share a pool. Never exported: a synthesized bug exists
-only here and in the answer keys of the interviews it was drawn into."""
+not measured again) and two builds can share a pool. A pool first takes what the project's
+ledger of this checkout holds (bug_synth/ledger.py: measurements only, the mutants made again by
+the operators), so what earlier builds measured on other machines is drawn from and not measured
+again. Never exported as a patch: a synthesized bug's text and diff exist only here and in the
+answer keys of the interviews it was drawn into."""
 
 import fcntl
 import json
@@ -32,6 +35,20 @@ class Pool:
         self.digest = codebase_digest(source)
         self.root = state_dir() / "synth" / f"{codebase.name}-{self.digest}"
         (self.root / "texts").mkdir(parents=True, exist_ok=True)
+        self._take_ledger()
+
+    def _take_ledger(self):
+        """Once per version of the ledger: record the rows of it this pool lacks."""
+        from bug_synth import ledger
+        from bug_synth.build import candidate_mutants
+
+        path, marker = ledger.path_of(self), self.root / "ledger-taken"
+        taken = ledger.fingerprint(path)
+        if not taken or (marker.exists() and marker.read_text() == taken):
+            return
+        with self._locked():
+            ledger.seed(self, lambda: candidate_mutants(self.codebase, self.source)[1], self._append)
+            marker.write_text(taken)
 
     @contextmanager
     def _locked(self):
@@ -64,12 +81,15 @@ class Pool:
     def record(self, row, bug=None, text=None):
         """Append one measured mutant (and, when kept, its bug and mutated text)."""
         with self._locked():
-            if bug is not None:
-                (self.root / "texts" / f"{bug.id}.py").write_text(text)
-                with open(self.root / "kept.jsonl", "a") as kept:
-                    kept.write(json.dumps(asdict(bug)) + "\n")
-            with open(self.root / "tried.jsonl", "a") as tried:
-                tried.write(json.dumps(row) + "\n")
+            self._append(row, bug, text)
+
+    def _append(self, row, bug, text):
+        if bug is not None:
+            (self.root / "texts" / f"{bug.id}.py").write_text(text)
+            with open(self.root / "kept.jsonl", "a") as kept:
+                kept.write(json.dumps(asdict(bug)) + "\n")
+        with open(self.root / "tried.jsonl", "a") as tried:
+            tried.write(json.dumps(row) + "\n")
 
     def text(self, bug_id):
         return (self.root / "texts" / f"{bug_id}.py").read_text()

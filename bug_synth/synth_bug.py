@@ -8,6 +8,7 @@ are made from them (symptom, then file, then function) and `reveal` shows them a
 import difflib
 import hashlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from sandbox.sentences import first_sentence
 from sandbox.workspace import InjectedBug, WorkspaceError
@@ -58,6 +59,15 @@ class SynthBug:
 
 def sha(text):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def from_mutant(mutant, codebase_name, source, **evidence):
+    """The SynthBug of a mutant of the pristine checkout `source`, with what its runs showed
+    (the fields after pristine_sha); its digest is the pool's to set."""
+    return SynthBug(id=mutant_id(mutant), codebase=codebase_name, digest="", family=mutant.family, file=mutant.file,
+                    line=mutant.line, function=mutant.function, before=mutant.before, after=mutant.after,
+                    cause=mutant.cause, cause_terms=[list(group) for group in mutant.cause_terms],
+                    pristine_sha=sha((Path(source) / mutant.file).read_text()), **evidence)
 
 
 def mutant_id(mutant):

@@ -18,6 +18,9 @@ def add_command(command):
     p.add_argument("--list-families", action="store_true", help="print the families and exit")
     p.add_argument("--report", action="store_true",
                    help="print what the pool holds (every build's per-family table) and exit; measures nothing")
+    p.add_argument("--save-ledger", action="store_true",
+                   help="write what the pool holds to the project's ledger of this checkout "
+                        "(bug_synth/ledgers/: measurements only, committed so later installs start from them) and exit")
     p.add_argument("--budget-minutes", type=float, default=10.0, help="stop starting mutants after this long")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="runs at once")
     p.add_argument("--limit", type=int, help="measure at most this many new mutants")
@@ -53,6 +56,8 @@ def cmd_synth(args):
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     if args.report:
         return pool_report(codebase, source, families, args.json)
+    if args.save_ledger:
+        return save_ledger(codebase, source)
     with RunProgress(stream=sys.stderr, indent="") as progress:  # stdout is the table, or the JSON
         report = build(codebase, source, families, args.budget_minutes, args.workers, args.steps, args.limit,
                        args.seed, on_progress=progress.update, scenarios=args.scenarios)
@@ -81,6 +86,15 @@ def pool_report(codebase, source, families, as_json):
     _, candidates = candidate_mutants(codebase, source, families)
     data = pool_data(codebase, Pool(codebase, source), Counter(m.family for m in candidates))
     print(json.dumps(data, indent=2) if as_json else render(data))
+    return 0
+
+
+def save_ledger(codebase, source):
+    from bug_synth import ledger
+    from bug_synth.pool import Pool
+
+    path, rows = ledger.save(Pool(codebase, source))
+    print(f"{rows} measured mutants of this {codebase.name} checkout written to {path}")
     return 0
 
 

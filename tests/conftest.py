@@ -57,6 +57,16 @@ def shared_baselines(tmp_path_factory):
     return root / "baseline-cache"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_ledgers(tmp_path_factory):
+    """Pools under test start empty: the project's ledgers (bug_synth/ledger.py) would fill every
+    test's pool of the built-in codebase with what its builds measured. tests/test_synth_ledger.py
+    names a folder of its own."""
+    empty = tmp_path_factory.mktemp("no-ledgers")
+    os.environ["BUGDRILL_SYNTH_LEDGERS"] = str(empty)
+    return empty
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"

@@ -32,7 +32,9 @@ def state(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_build(state):
-    result = synth(state, "--limit", str(FIRST_BUILD), "--steps", "20", "--workers", "2", "--scenarios", "0", "--json")
+    # a budget the limit comes well before: on a loaded machine the default 10 minutes ran out at 18
+    result = synth(state, "--limit", str(FIRST_BUILD), "--budget-minutes", "60", "--steps", "20", "--workers", "2",
+                   "--scenarios", "0", "--json", timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -61,7 +63,7 @@ def test_a_small_pool_is_measured_and_every_kept_bug_carries_its_evidence(first_
 
 
 def test_a_second_build_resumes_and_measures_only_new_mutants(first_build, state):
-    result = synth(state, "--limit", "1", "--steps", "20", "--scenarios", "0", "--json")
+    result = synth(state, "--limit", "1", "--budget-minutes", "60", "--steps", "20", "--scenarios", "0", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     again = json.loads(result.stdout)
     tried = pool_rows(again, "tried.jsonl")
@@ -81,6 +83,17 @@ def test_the_report_prints_what_the_pool_holds_and_measures_nothing(first_build,
     assert report["pool_size"] == len(pool_rows(first_build, "kept.jsonl")) and "measured" not in report
     assert sum(row["tried"] for row in report["families"]) == len(before)
     assert sum(row["candidates"] for row in report["families"]) >= 1000  # every family's, on picochat
+
+def test_save_ledger_writes_a_row_for_every_mutant_the_pool_has_tried(first_build, state, tmp_path):
+    result = synth({**state, "BUGDRILL_SYNTH_LEDGERS": str(tmp_path)}, "--save-ledger")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (written,) = tmp_path.glob("picochat-*.jsonl")
+    assert str(written) in result.stdout
+    rows = [json.loads(line) for line in written.read_text().splitlines()]
+    tried = pool_rows(first_build, "tried.jsonl")
+    assert sorted(row["id"] for row in rows) == sorted(row["id"] for row in tried)
+    assert sum("kept" in row for row in rows) == len(pool_rows(first_build, "kept.jsonl"))
+
 
 def test_bad_input_is_a_clear_error(state, tmp_path):
     unknown = synth(state, "--families", "no-such-family", "--limit", "1")

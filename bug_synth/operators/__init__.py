@@ -24,7 +24,8 @@ from bug_synth.operators.mutant import Mutant
 THEMES = ("axes", "residual", "layers", "constants", "eps", "polarity", "indices", "arguments", "autograd", "modes",
           "order", "names", "reduction", "devices", "distributed", "flags", "activations", "losses", "signs",
           "statements", "guards", "extremes", "sizes", "arithmetic", "inplace", "elements",
-          "keywords", "unpacking", "terms", "logic", "branches", "subscripts", "fills")
+          "keywords", "unpacking", "terms", "logic", "branches", "subscripts", "fills",
+          "stale", "attributes", "replacements")
 for _theme in THEMES:
     importlib.import_module(f"{__name__}.{_theme}")
 

@@ -75,4 +75,9 @@ def reports_only(source, node):
     if isinstance(statement, cst.SimpleStatementLine) and any(isinstance(s, cst.Assert) for s in statement.body):
         return True
     names = _targets(statement)
-    return bool(names) and names <= source.memo("reported-names", _reported_names)
+    return bool(names) and names <= reported_names(source)
+
+
+def reported_names(source):
+    """The file's names that are only ever reported (computed once per file)."""
+    return source.memo("reported-names", _reported_names)

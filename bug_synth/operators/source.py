@@ -272,12 +272,20 @@ class Source:
                 before, after = site.shown
         # comments above a statement that kept its place stay
         keep_comments = isinstance(site, Reorder) and site.order[0] == 0
-        spliced = self._splice(statements, replacement, cut_comments=not keep_comments)
-        if spliced is None or not self._compiles_differently(*spliced, self.line(statements[0])):
+        text = self.spliced_text(statements, replacement, self.line(statements[0]), cut_comments=not keep_comments)
+        if text is None:
             return None
-        text = spliced[0]
         return Mutant(family=family, file=self.path, line=self.line(node), function=self.function(node),
                       before=before, after=after, text=text, cause=site.cause, cause_terms=site.cause_terms)
+
+    def spliced_text(self, statements, replacement, first_line, cut_comments=True):
+        """The file's text with the consecutive `statements` replaced, or None when it cannot be
+        spliced or compiles as before (compared from the statement at first_line: one
+        statement of a script each)."""
+        spliced = self._splice(statements, replacement, cut_comments=cut_comments)
+        if spliced is None or not self._compiles_differently(*spliced, first_line):
+            return None
+        return spliced[0]
 
     def _replacement(self, statement, site):
         if site.node is statement:

@@ -115,7 +115,7 @@ def _lost(source, node):
     return terms or (source.code(node).lower(),)
 
 
-def _words(node):
+def operand_words(node):
     """The words of the names an operand reads as (through casts and indexing): resid_lambdas[i]
     reads as {"resid", "lambdas"}."""
     while True:
@@ -183,7 +183,7 @@ class FactorDropped(Family):
             dropped = self._dropped(node)
             # x * 1 is x, x * -1 -> x is a sign flipped, and n_head * head_dim is a size: a shape error
             if dropped is None or float_value(dropped) in (1, -1) or all(
-                    _words(side) & DIM_WORDS for side in (node.left, node.right)):
+                    operand_words(side) & DIM_WORDS for side in (node.left, node.right)):
                 continue
             kept = node.left if dropped is node.right else node.right
             multiplies = isinstance(node.operator, cst.Multiply)
@@ -209,7 +209,7 @@ class FactorDropped(Family):
             return node.left
         if _chained(node.left, (cst.Multiply, cst.Divide)):
             return node.right
-        left_scales, right_scales = bool(_words(node.left) & SCALE_WORDS), bool(_words(node.right) & SCALE_WORDS)
+        left_scales, right_scales = bool(operand_words(node.left) & SCALE_WORDS), bool(operand_words(node.right) & SCALE_WORDS)
         if left_scales != right_scales:
             return node.left if left_scales else node.right
         if _is_matrix(node.left) != _is_matrix(node.right):
