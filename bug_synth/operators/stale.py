@@ -22,10 +22,12 @@ import re
 
 import libcst as cst
 
+from bug_synth.operators.accesses import (MODE_CALLS, accesses, bound_before, bound_in, changed_object, conflicts,
+                                          find, mentions, target_writes, touch, written_object)
 from bug_synth.operators.family import Family, family
 from bug_synth.operators.mutant import Mutant
 from bug_synth.operators.reports import reported_names, reports_only
-from bug_synth.operators.shapes import callee_name, dotted, name_terms, positional
+from bug_synth.operators.shapes import callee_name, dotted, name_terms
 from bug_synth.operators.source import LOG_CALLEES, Reorder, Site, parse, swap
 
 STALE_TERMS = ("before", "after", "order", "stale", "old value", "previous", "too early", "too late", "swap",
@@ -35,24 +37,6 @@ RESET_TERMS = ("reset", "once", "outside the loop", "before the loop", "out of t
 SUNK_TERMS = ("every iteration", "each iteration", "inside the loop", "in the loop", "into the loop", "reset",
               "re-creat", "recreat", "reinitiali", "re-initiali", "start over", "starts over", "afresh", "rebuilt",
               "only the last", "each step", "every step")
-
-# what a statement reads and writes
-# methods that change the object they are called on (besides in-place tensor ops, which end in _)
-MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "update", "add", "discard",
-                      "setdefault", "sort", "reverse", "set_epoch", "step", "zero_grad", "advance", "train", "eval",
-                      "load_state_dict", "reset"})
-# functions that change their first argument: dist.all_reduce(t) (and torch.nn.init.normal_(w))
-IN_PLACE_FUNCTIONS = frozenset({"all_reduce", "broadcast", "reduce", "all_reduce_coalesced"})
-# module receivers: torch.nn.init.normal_(w) changes w, not torch.nn.init
-MODULES = frozenset({"torch", "nn", "F", "np", "numpy", "math", "init", "dist", "functional"})
-# what a module's mode changes: only its calls, not its parameters, config or device
-MODE_CALLS = frozenset({"train", "eval"})
-# functions that run the model they are given (language_model_metrics(model, ...)), unlike
-# configure_optimizer(model) or Engine(model)
-RUNNING = re.compile(r"eval|metric|sample|generate|accuracy|loss|predict|train|step|forward|features|bpb")
-# calls that keep a reference to their argument rather than reading it now
-STORING = frozenset({"append", "insert", "add", "setdefault"})
-INNER_SCOPES = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
 # which statements move
 COMPOUND = (cst.If, cst.For, cst.While, cst.With)
@@ -88,329 +72,6 @@ BUILDERS = frozenset({"configure_optimizer", "iter", "manual_seed", "default_rng
 STATEFUL_NAME = re.compile(r".*(generator|rng|gen)", re.IGNORECASE)
 
 
-# -- what a statement reads and writes
-
-def _find(node, *types):
-    """The node and its descendants of these types (a plain walk of the fields: libcst's matchers,
-    and even its `children`, visit the whole subtree each time, which takes most of a file's time)."""
-    found, stack = [], [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, types):
-            found.append(current)
-        stack.extend(reversed(_children(current)))
-    return found
-
-
-_FIELDS = {}
-
-
-def _children(node):
-    names = _FIELDS.get(type(node))
-    if names is None:
-        names = _FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
-    children = []
-    for name in names:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            children.append(value)
-        elif isinstance(value, (list, tuple)):
-            children.extend(v for v in value if isinstance(v, cst.CSTNode))
-    return children
-
-
-def _mentions(node, name):
-    return any(n.value == name for n in _find(node, cst.Name))
-
-
-def _in_place(name):
-    return name.endswith("_") and not name.startswith("_")
-
-
-def _is_mutator(call):
-    """A method call that changes its receiver: buf.add_(x), seen.append(x), optimizer.step()."""
-    name = callee_name(call)
-    return (isinstance(call.func, cst.Attribute) and dotted(call.func.value).split(".")[0] not in MODULES
-            and (name in MUTATORS or _in_place(name)))
-
-
-def changed_object(call):
-    """The dotted path of what a call changes in place, or "": the receiver of a mutating method,
-    the first argument of an in-place function (torch.nn.init.normal_(w), dist.all_reduce(t))."""
-    if _is_mutator(call):
-        return _object(call.func.value)
-    name = callee_name(call)
-    arguments = positional(call)
-    if arguments and (name in IN_PLACE_FUNCTIONS or _in_place(name)):
-        return _iterated(arguments[0].value)
-    return ""
-
-
-def _object(node):
-    """The dotted path of what a target or receiver changes: self.k for self.k[i], x for x[0][1]."""
-    while isinstance(node, cst.Subscript):
-        node = node.value
-    return dotted(node)
-
-
-def _target_writes(target):
-    """[(path, kind)] an assignment target writes: "bind" for a name or attribute, "update" for the
-    object a subscript writes into."""
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [w for element in target.elements for w in _target_writes(element.value)]
-    if isinstance(target, cst.StarredElement):
-        return _target_writes(target.value)
-    if isinstance(target, cst.Subscript):
-        return [(_object(target), "update")] if _object(target) else []
-    return [(dotted(target), "bind")] if dotted(target) else []
-
-
-class _Accesses:
-    """What a statement reads and writes, as dotted paths: reads {path: "read" | "base" | "ref"}
-    ("base": the object a subscript assignment writes into; "ref": a value only put in a container),
-    writes {path: "bind" | "update" | "mode"}, and `runs`, the modules it calls. A read of a
-    name the statement itself bound before is its own business, and so are loop variables and
-    with-as names; a write through a loop variable over optimizer.param_groups writes those."""
-
-    def __init__(self, source, statement):
-        self.source = source
-        self.reads, self.writes, self.runs = {}, {}, set()
-        self._own, self._aliases = set(), {}
-        self._statement(statement)
-
-    def _statement(self, statement):
-        if isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                self._unit(small)
-        elif isinstance(statement, cst.If):
-            self._unit(statement.test)
-            self._body(statement.body)
-            self._orelse(statement.orelse)
-        elif isinstance(statement, cst.While):
-            self._unit(statement.test)
-            self._body(statement.body)
-            self._orelse(statement.orelse)
-        elif isinstance(statement, cst.For):
-            self._unit(statement.iter)
-            targets = [n.value for n in _find(statement.target, cst.Name)]
-            self._own.update(targets)
-            iterated = _iterated(statement.iter)
-            for name in targets if iterated else ():
-                self._aliases[name] = iterated
-            self._body(statement.body)
-            self._orelse(statement.orelse)
-        elif isinstance(statement, cst.With):
-            for item in statement.items:
-                self._unit(item.item)
-                if item.asname is not None:
-                    self._own.update(n.value for n in _find(item.asname.name, cst.Name))
-            self._body(statement.body)
-
-    def _body(self, body):
-        for statement in body.body:
-            self._statement(statement)
-
-    def _orelse(self, orelse):
-        if isinstance(orelse, cst.If):
-            self._statement(orelse)
-        elif orelse is not None:
-            self._body(orelse.body)
-
-    def _unit(self, node):
-        """One small statement or header expression: its reads, then its writes."""
-        source = self.source
-        for name in _find(node, cst.Name):
-            if not source.usable(name) or not source.is_load(name) or name.value in self._own:
-                continue
-            parent = source.parent(name)
-            if isinstance(parent, cst.Attribute) and parent.attr is name:
-                continue
-            if _inner_bound_in(source, name, node):
-                continue
-            top = name
-            while isinstance(source.parent(top), cst.Attribute) and source.parent(top).value is top:
-                top = source.parent(top)
-            if source.is_store(top):
-                continue  # self.pos = ...: a write, whose object is only its base
-            over = source.parent(top)
-            kind = "base" if isinstance(over, cst.Subscript) and over.value is top and source.is_store(over) else "read"
-            if kind == "read" and _referenced(source, top):
-                kind = "ref"
-            path = dotted(top)
-            if self.reads.get(path, "base") != "read":
-                self.reads[path] = kind
-            if _runs(source, top):
-                self.runs.add(path)
-        writes = []
-        if isinstance(node, cst.Assign):
-            writes = [w for target in node.targets for w in _target_writes(target.target)]
-        elif isinstance(node, cst.AnnAssign) and node.value is not None:
-            writes = _target_writes(node.target)
-        elif isinstance(node, cst.AugAssign):
-            writes = [(path, "update") for path, _ in _target_writes(node.target)]
-            for path, _ in writes:
-                self.reads[path] = "read"
-        for call in _find(node, cst.Call):
-            changed = changed_object(call) if source.usable(call) else ""
-            if changed and callee_name(call) in MODE_CALLS:
-                writes.append((changed, "mode"))
-            elif changed:
-                # optimizer.step() reads all of the optimizer it changes: its param_groups' lr too
-                writes.append((changed, "update"))
-                if changed.split(".")[0] not in self._own:
-                    self.reads[changed] = "read"
-        for name in _find(node, cst.NamedExpr):
-            writes += _target_writes(name.target)
-        for path, kind in writes:
-            self._write(path, kind)
-
-    def _write(self, path, kind):
-        root = path.split(".")[0]
-        if root in self._aliases and (kind == "update" or "." in path):
-            path, kind = self._aliases[root], "update"
-        elif root in self._own:
-            return
-        if kind == "bind" and "." not in path:
-            self._own.add(path)
-        if self.writes.get(path) != "bind":
-            self.writes[path] = kind
-
-
-def _inner_bound_in(source, name, stop):
-    """Whether `name` is a lambda parameter or comprehension variable of a scope inside `stop`."""
-    for ancestor in source.ancestors(name):
-        if isinstance(ancestor, cst.Lambda):
-            if name.value in {p.name.value for p in ancestor.params.params}:
-                return True
-        elif isinstance(ancestor, INNER_SCOPES):
-            if name.value in {n.value for f in _find(ancestor, cst.CompFor) for n in _find(f.target, cst.Name)}:
-                return True
-        if ancestor is stop:
-            return False
-    return False
-
-
-def _runs(source, node):
-    """Whether a module is run here, so its mode matters: called (model(x)), or handed to a
-    function that evaluates, samples or trains with it."""
-    parent = source.parent(node)
-    if isinstance(parent, cst.Call) and parent.func is node:
-        return True
-    call = source.parent(parent) if isinstance(parent, cst.Arg) else None
-    return isinstance(call, cst.Call) and RUNNING.search(callee_name(call).lower()) is not None
-
-
-def _referenced(source, node):
-    """Whether a value is only referred to, not read now: an element of a container literal, or
-    what append/insert/add stores (groups = [{"params": decay}] sees decay filled later)."""
-    parent = source.parent(node)
-    if isinstance(parent, (cst.Element, cst.DictElement, cst.StarredElement)) and parent.value is node:
-        return True
-    if isinstance(parent, cst.Arg) and parent.value is node:
-        call = source.parent(parent)
-        return isinstance(call, cst.Call) and callee_name(call) in STORING and isinstance(call.func, cst.Attribute)
-    return False
-
-
-def _iterated(node):
-    """What a loop's variable aliases pieces of: optimizer.param_groups, model for model.parameters()."""
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-        return _object(node.func.value)
-    return _object(node)
-
-
-def accesses(source, statement):
-    return source.memo(("stale accesses", id(statement)), lambda s: _Accesses(s, statement))
-
-
-def _related(written, write_kind, read, read_kind, runs):
-    """Whether a read sees a write: the same path, an attribute of what was rebound, or an object
-    one of whose attributes changed. Writing into x[i] is no read of x by another write into it, a
-    reference to a list sees it filled later, and a module's mode matters only where it is run."""
-    if read_kind in ("base", "ref"):
-        return write_kind == "bind" and read == written
-    if write_kind == "mode":
-        return read == written and read in runs
-    return read == written or read.startswith(written + ".") or written.startswith(read + ".")
-
-
-def _conflicts(writer, reader):
-    """[(path written, path read)] where `reader` reads what `writer` writes."""
-    return [(w, r) for w, w_kind in writer.writes.items() for r, r_kind in reader.reads.items()
-            if _related(w, w_kind, r, r_kind, reader.runs)]
-
-
-# -- what is bound before a statement runs
-
-def _bindings(statement):
-    """Names and attribute paths a statement surely binds when it runs to its end."""
-    if isinstance(statement, cst.SimpleStatementLine):
-        return {path for small in statement.body for path in _small_bindings(small)}
-    if isinstance(statement, cst.With):
-        bound = {n.value for item in statement.items if item.asname is not None
-                 for n in _find(item.asname.name, cst.Name)}
-        return bound | _block_bindings(statement.body)
-    if isinstance(statement, cst.If):
-        if statement.orelse is None:
-            return set()
-        orelse = statement.orelse
-        other = _bindings(orelse) if isinstance(orelse, cst.If) else _block_bindings(orelse.body)
-        return _block_bindings(statement.body) & other
-    if isinstance(statement, cst.Try):
-        bound = _block_bindings(statement.body)
-        for handler in statement.handlers:
-            bound &= _block_bindings(handler.body)
-        return bound | (_block_bindings(statement.finalbody.body) if statement.finalbody else set())
-    if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
-        return {statement.name.value}
-    return set()
-
-
-def _block_bindings(body):
-    return {path for statement in body.body for path in _bindings(statement)}
-
-
-def _small_bindings(small):
-    if isinstance(small, cst.Assign):
-        return {p for t in small.targets for p, kind in _target_writes(t.target) if kind == "bind"}
-    if isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-        return {p for p, kind in _target_writes(small.target) if kind == "bind"}
-    if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
-        return {(a.asname.name.value if a.asname else dotted(a.name).split(".")[0]) for a in small.names}
-    if isinstance(small, (cst.Global, cst.Nonlocal)):
-        return {n.name.value for n in small.names}
-    return set()
-
-
-def _params(function):
-    params = function.params
-    every = [*params.posonly_params, *params.params, *params.kwonly_params]
-    every += [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
-    return {p.name.value for p in every}
-
-
-def bound_before(source, statement):
-    """Names and attribute paths bound on every way to `statement`: parameters, and what the
-    statements before it in its block and in the blocks around it bind (loop variables and with-as
-    names of the statements it is in included)."""
-    bound, child = set(), statement
-    for ancestor in source.ancestors(statement):
-        if isinstance(ancestor, (cst.IndentedBlock, cst.Module)):
-            for earlier in ancestor.body:
-                if earlier is child:
-                    break
-                bound |= _bindings(earlier)
-        elif isinstance(ancestor, cst.For) and child is ancestor.body:
-            bound |= {n.value for n in _find(ancestor.target, cst.Name)}
-        elif isinstance(ancestor, cst.With):
-            bound |= {n.value for item in ancestor.items if item.asname is not None
-                      for n in _find(item.asname.name, cst.Name)}
-        elif isinstance(ancestor, cst.FunctionDef):
-            return bound | _params(ancestor)
-        child = ancestor
-    return bound
-
-
 # -- statement-swapped
 
 def _span(source, statement):
@@ -421,11 +82,11 @@ def _span(source, statement):
 def _escapes(statement):
     """Whether running the statement may leave its block: a return, a raise, or a break or continue
     of a loop outside it."""
-    if _find(statement, cst.Return, cst.Raise, cst.FunctionDef, cst.ClassDef):
+    if find(statement, cst.Return, cst.Raise, cst.FunctionDef, cst.ClassDef):
         return True
-    loops = _find(statement, cst.For, cst.While)
-    inner = {id(n) for loop in loops for n in _find(loop.body, cst.Break, cst.Continue)}
-    return any(id(n) not in inner for n in _find(statement, cst.Break, cst.Continue))
+    loops = find(statement, cst.For, cst.While)
+    inner = {id(n) for loop in loops for n in find(loop.body, cst.Break, cst.Continue)}
+    return any(id(n) not in inner for n in find(statement, cst.Break, cst.Continue))
 
 
 def _computes(source, statement):
@@ -444,7 +105,7 @@ def _computing(source, statement):
                                                    and not _housekeeping(s.value)) for s in statement.body)
     if not isinstance(statement, COMPOUND) or _span(source, statement) > MAX_LINES or _escapes(statement):
         return False
-    inner = _find(statement, cst.SimpleStatementLine)
+    inner = find(statement, cst.SimpleStatementLine)
     return any(_computes(source, line) for line in inner)
 
 
@@ -468,7 +129,7 @@ def _accumulation(statement):
     if not isinstance(small, cst.AugAssign) or not dotted(small.target):
         return None
     path = dotted(small.target)
-    if any(dotted(n) == path for n in _find(small.value, cst.Name, cst.Attribute)):
+    if any(dotted(n) == path for n in find(small.value, cst.Name, cst.Attribute)):
         return None
     kind = "add" if isinstance(small.operator, ADDITIVE) else "mul" if isinstance(small.operator, MULTIPLICATIVE) else None
     return None if kind is None else (path, kind)
@@ -482,7 +143,7 @@ def _collective(statement):
     if not isinstance(call, cst.Call) or callee_name(call) not in COLLECTIVES or not call.args:
         return None
     ops = [arg.value for arg in call.args if arg.keyword is not None and arg.keyword.value == "op"]
-    if any(not _mentions(op, "SUM") for op in ops):
+    if any(not mentions(op, "SUM") for op in ops):
         return None
     return dotted(call.args[0].value) or None
 
@@ -575,14 +236,14 @@ def _unique(paths):
     return list(dict.fromkeys(paths))
 
 
-def _old_value_exists(source, first, conflicts, writes):
+def _old_value_exists(source, first, stale, writes):
     """Whether each thing `first` binds that `second` reads was bound before `first` already: the
     swapped `second` then reads an older value instead of failing at once. An attribute set in
     __init__ exists only once __init__ has set it; elsewhere, as far as a statement can tell, it does."""
     bound = None
     function = source.enclosing_function(first)
     in_init = function is not None and function.name.value == "__init__"
-    for written, _ in conflicts:
+    for written, _ in stale:
         if writes[written] != "bind" or ("." in written and not (in_init and written.startswith("self."))):
             continue
         bound = bound_before(source, first) if bound is None else bound
@@ -597,8 +258,8 @@ def _dependence(source, earlier, later):
     training bug (a path, a device move, two sums into one total), or a name read has no older
     value (a NameError at once)."""
     before, after = accesses(source, earlier), accesses(source, later)
-    stale = _conflicts(before, after)
-    early = _conflicts(after, before)
+    stale = conflicts(before, after)
+    early = conflicts(after, before)
     if not stale and not early or _commute(earlier, later) or _device_move(earlier) or _device_move(later):
         return None  # (a tensor used before it is moved: on one device nothing changes, on two a crash)
     if any(TEXT_NAME.fullmatch(w.rsplit(".", 1)[-1]) for w, _ in stale + early):
@@ -628,7 +289,7 @@ def _cause(source, earlier, later, dependence, head, later_leads):
 
 def _mode(statement, paths):
     """"train" or "eval" when all `statement` does to `paths` is switch their mode, else None."""
-    calls = [c for c in _find(statement, cst.Call) if changed_object(c) in paths]
+    calls = [c for c in find(statement, cst.Call) if changed_object(c) in paths]
     modes = {callee_name(c) for c in calls}
     return modes.pop() if len(modes) == 1 and modes <= MODE_CALLS else None
 
@@ -697,7 +358,7 @@ class StatementMoved(Family):
                                         f"instead of after it", True),
                 (earlier, (*range(1, n + 1), 0), f"{_brief(source, earlier)} runs after {_brief(source, later)} "
                                                  f"{where} instead of before it", False)):
-            if not any(_touch(source, moved, s) for s in between):
+            if not any(touch(source, moved, s) for s in between):
                 yield Reorder(tuple(span), order, moved, _cause(source, earlier, later, dependence, head, leads),
                               _terms(source, earlier, later, dependence))
 
@@ -706,12 +367,6 @@ def _passable(source, statement):
     """A statement a moved one may pass: it runs to its end (no return, break or raise)."""
     return (source.usable(statement) and isinstance(statement, (cst.SimpleStatementLine, *COMPOUND))
             and not _escapes(statement))
-
-
-def _touch(source, a, b):
-    """Whether one of two statements reads what the other writes."""
-    first, second = accesses(source, a), accesses(source, b)
-    return bool(_conflicts(first, second) or _conflicts(second, first))
 
 
 # -- loop-carried-reset
@@ -747,49 +402,31 @@ def _reset(statement):
             return "value", tuple(e.value.value for e in target.elements)
         return None
     call = small.value if isinstance(small, cst.Expr) else None
-    if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute) or not _object(call.func.value):
+    if (not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute)
+            or not written_object(call.func.value)):
         return None
     if callee_name(call) == "zero_grad":
-        return "grad", (_object(call.func.value),)
-    return ("call", (_object(call.func.value),)) if callee_name(call) in RESET_METHODS else None
-
-
-def _bound_in(loop):
-    """The names a loop binds anywhere inside it (its variable included): what a statement hoisted
-    above it must not read."""
-    bound = set()
-    for node in _find(loop, cst.For, cst.Assign, cst.AugAssign, cst.AnnAssign, cst.NamedExpr, cst.WithItem):
-        if isinstance(node, cst.Assign):
-            targets = [t.target for t in node.targets]
-        elif isinstance(node, cst.WithItem):
-            targets = [node.asname.name] if node.asname is not None else []
-        else:
-            targets = [node.target]
-        for target in targets:
-            root = target
-            while isinstance(root, (cst.Attribute, cst.Subscript)):
-                root = root.value
-            bound |= {n.value for n in _find(root, cst.Name)}
-    return bound
+        return "grad", (written_object(call.func.value),)
+    return ("call", (written_object(call.func.value),)) if callee_name(call) in RESET_METHODS else None
 
 
 def _accumulated(loop, statement, path, in_place=True):
     """Whether the loop, beside `statement`, builds on what `path` holds: path += e,
     path = f(path), and (with `in_place`) path.append(e), path[i] = e, path.add_(e)."""
-    skipped = {id(n) for n in _find(statement, cst.AugAssign, cst.Assign, cst.Call)}
-    for node in _find(loop, cst.AugAssign, cst.Assign, cst.Call):
+    skipped = {id(n) for n in find(statement, cst.AugAssign, cst.Assign, cst.Call)}
+    for node in find(loop, cst.AugAssign, cst.Assign, cst.Call):
         if id(node) in skipped:
             continue
-        if isinstance(node, cst.AugAssign) and _object(node.target) == path:
+        if isinstance(node, cst.AugAssign) and written_object(node.target) == path:
             return True
         if in_place and isinstance(node, cst.Call) and changed_object(node) == path:
             return True
         if isinstance(node, cst.Assign):
             for target in node.targets:
-                written = _target_writes(target.target)
+                written = target_writes(target.target)
                 if in_place and (path, "update") in written:
                     return True
-                if (path, "bind") in written and any(dotted(n) == path for n in _find(node.value, cst.Name)):
+                if (path, "bind") in written and any(dotted(n) == path for n in find(node.value, cst.Name)):
                     return True
     return False
 
@@ -836,8 +473,8 @@ class LoopCarriedReset(Family):
                 reset = _reset(statement)
                 if reset is None or not source.usable(statement) or reports_only(source, statement):
                     continue
-                bound = _bound_in(loop) if bound is None else bound
-                read = {n.value for n in _find(statement.body[0], cst.Name) if source.is_load(n)
+                bound = bound_in(loop) if bound is None else bound
+                read = {n.value for n in find(statement.body[0], cst.Name) if source.is_load(n)
                         and not (isinstance(source.parent(n), cst.Attribute) and source.parent(n).attr is n)}
                 if read & bound:
                     continue
@@ -848,7 +485,7 @@ class LoopCarriedReset(Family):
     @staticmethod
     def _site(source, loop, statement, kind, paths):
         if kind == "grad":
-            if not any(isinstance(c.func, cst.Attribute) and callee_name(c) == "backward" for c in _find(loop, cst.Call)):
+            if not any(isinstance(c.func, cst.Attribute) and callee_name(c) == "backward" for c in find(loop, cst.Call)):
                 return None
             consequence = "gradients are never zeroed between steps and accumulate"
             terms = ("zero_grad", "zero grad", "zeroed", "gradients accumulate", "grad")
@@ -899,7 +536,7 @@ def _targets(statement):
 def _uses_state(loop, name):
     """Whether the loop draws on what `name` holds as it goes: next(name), or a generator handed to
     a call (torch.randperm(n, generator=name), sample(logits, rng))."""
-    for call in _find(loop, cst.Call):
+    for call in find(loop, cst.Call):
         arguments = [arg for arg in call.args if dotted(arg.value) == name]
         if not arguments:
             continue
@@ -912,7 +549,7 @@ def _uses_state(loop, name):
 
 def _header_reads(loop):
     header = loop.test if isinstance(loop, cst.While) else loop.iter
-    return {n.value for n in _find(header, cst.Name)}
+    return {n.value for n in find(header, cst.Name)}
 
 
 @family
@@ -951,12 +588,12 @@ class InitInLoop(Family):
                 continue
             if not source.usable(statement) or reports_only(source, statement):
                 continue
-            if any(_mentions(s, n) for s in between for n in names) or any(
-                    _touch(source, statement, s) or not _passable(source, s) for s in between):
+            if any(mentions(s, n) for s in between for n in names) or any(
+                    touch(source, statement, s) or not _passable(source, s) for s in between):
                 continue
-            bound = _bound_in(loop) if bound is None else bound
+            bound = bound_in(loop) if bound is None else bound
             value = statement.body[0].value
-            if {n.value for n in _find(value, cst.Name) if source.is_load(n)} & bound or _draws(value):
+            if {n.value for n in find(value, cst.Name) if source.is_load(n)} & bound or _draws(value):
                 continue
             reported = reported_names(source)
             # a value computed (a view, an embedding) is only rebuilt where the loop rebinds it
@@ -972,7 +609,7 @@ class InitInLoop(Family):
 def _draws(value):
     """Whether computing the value draws on state it is handed (a generator, a list it fills):
     done at every iteration, it does more than start afresh."""
-    return any(STATEFUL_NAME.fullmatch(dotted(arg.value) or "") for call in _find(value, cst.Call)
+    return any(STATEFUL_NAME.fullmatch(dotted(arg.value) or "") for call in find(value, cst.Call)
                for arg in call.args)
 
 
@@ -981,7 +618,7 @@ def _reset_in(loop, name):
     before the loop is only a placeholder."""
     for statement in loop.body.body:
         small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
-        if isinstance(small, cst.Assign) and name in _targets(statement) and not _mentions(small.value, name):
+        if isinstance(small, cst.Assign) and name in _targets(statement) and not mentions(small.value, name):
             return True
     return False
 
@@ -1013,17 +650,17 @@ def _values(value):
 def _stops(loop, name):
     """Whether the loop breaks on a test of `name` (if num_generated >= max_tokens: break): reset
     at every iteration, it would never stop."""
-    for branch in _find(loop, cst.If):
+    for branch in find(loop, cst.If):
         breaks = any(isinstance(s, cst.SimpleStatementLine) and any(isinstance(b, cst.Break) for b in s.body)
                      for s in branch.body.body) if isinstance(branch.body, cst.IndentedBlock) else False
-        if breaks and _mentions(branch.test, name):
+        if breaks and mentions(branch.test, name):
             return True
     return False
 
 
 def _builds_state(value):
     """An object with state of its own: an optimizer, a generator, a scaler (a class is called)."""
-    return any(callee_name(call)[:1].isupper() or callee_name(call) in BUILDERS for call in _find(value, cst.Call))
+    return any(callee_name(call)[:1].isupper() or callee_name(call) in BUILDERS for call in find(value, cst.Call))
 
 
 def _sunk(source, family, sink):
