@@ -34,9 +34,12 @@ from sandbox.training import training_data
 NOT_SYMPTOMS = {"no_visible_effect", "departs_from_baseline"}
 ALONE_IS_NOISE = {"throughput_drop"}  # a loaded machine shows it by itself
 # a mutant may hang (a loop whose bound it changed): its run gets a few times the baseline's wall
-# time, at least MIN_WALL_S, and a run stopped there is classified `timed_out` like any other
+# time, at least MIN_WALL_S, and a run stopped there is classified `timed_out` like any other,
+# once a second run with RETRY_FACTOR times that limit was stopped too: on a loaded machine a
+# run that only waited for a CPU also passes the first limit, and that is no bug's symptom
 WALL_FACTOR = 4
 MIN_WALL_S = 60
+RETRY_FACTOR = 2
 AGGREGATE = {"crashed", "nonfinite", "diverged", "not_learning", "below_entropy_floor", "slower_than_baseline",
              "better_than_baseline", "train_val_gap", "train_loss_off", "lr_schedule_off", "grad_norm_off",
              "timed_out", "memory_limit", "stopped_early", "did_not_stop_early"}
@@ -124,6 +127,9 @@ def measure(codebase, source, mutant, request, scratch, is_default=True):
         copy_codebase(source, workspace)
         (workspace / mutant.file).write_text(mutant.text)
         training = again_after_teardown_abort(lambda: codebase.train(workspace, limited, label="synth"))
+        if training.state == "timed_out" and "wall_s" in type(limited).model_fields:
+            limited = limited.model_copy(update={"wall_s": min(request.wall_s, RETRY_FACTOR * limited.wall_s)})
+            training = again_after_teardown_abort(lambda: codebase.train(workspace, limited, label="synth"))
         if not training.stages:  # no stage's logs or telemetry to show a symptom with: not a bug to keep
             return {**row, "outcome": "setup_failed", "seconds": round(time.time() - started, 1),
                     "detail": f"its training failed before its first stage: {training.message}"[:300]}, None

@@ -2,7 +2,8 @@
 checkout's runs are traced line by line (sandbox/probe/bugdrill_lines.py) once per request; a
 mutant of a function no run calls is recorded as unreached without a run of its own. A mutant
 whose training fails before its first stage (seen on nanochat: the whole build stopped with
-'training run ... has no stage yet') is recorded as setup_failed and the build goes on."""
+'training run ... has no stage yet') is recorded as setup_failed and the build goes on. A run
+stopped at its wall-time limit is a hang only when a second run with twice the limit stops too."""
 
 import json
 import os
@@ -176,3 +177,30 @@ def test_a_mutant_that_fails_before_any_stage_is_recorded_and_the_build_goes_on(
     assert report.measured == 1 and report.kept == 0
     assert row["outcome"] == "setup_failed"
     assert "before its first stage" in row["detail"] and "FileExistsError" in row["detail"]
+
+
+def stalled(checkout, seconds):
+    """A hand-made mutant of train.py that waits `seconds` before it trains, and trains as before."""
+    text = (checkout / "train.py").read_text()
+    new = text.replace("def main(", f"__import__('time').sleep({seconds})\n\n\ndef main(", 1)
+    line = new.splitlines().index(f"__import__('time').sleep({seconds})") + 1
+    return Mutant("call-dropped", "train.py", line, "", "", f"__import__('time').sleep({seconds})", new,
+                  "hand-made", (("sleep",),))
+
+
+@pytest.mark.parametrize("seconds, hangs", [(17, False), (600, True)])
+def test_a_run_stopped_at_its_limit_counts_as_a_hang_only_when_a_run_with_twice_the_limit_stops_too(
+        classifier, monkeypatch, tmp_path, seconds, hangs):
+    """A loaded machine makes a run wait for a CPU: one that passes the first limit only by waiting
+    is not a hang (it counted as one, seen before the second run was made)."""
+    from bug_synth import measure as measuring
+    from bug_synth.measure import plain_request
+
+    codebase, checkout = classifier
+    request = codebase.request(plain_request(codebase), steps=20)
+    monkeypatch.setattr(measuring, "bounded", lambda request, wall_s: request.model_copy(update={"wall_s": 15.0}))
+    row, bug = measuring.measure(codebase, checkout, stalled(checkout, seconds), request, tmp_path)
+    assert ("timed_out" in row.get("classes", [])) == hangs, row
+    assert (row["outcome"] == "kept") == hangs and (bug is not None) == hangs
+    if hangs:
+        assert bug.request["wall_s"] == 30.0  # shown with the limit that stopped it the second time
