@@ -35,7 +35,7 @@ from bug_synth.operators.shapes import (
 )
 from bug_synth.operators.source import CONSTANT_NAME, Site, is_message_call
 from bug_synth.operators.terms import (
-    CONTAINERS, DIM_WORDS, MATH_CONSTANTS, SCALE_WORDS, SIZE_CALLS, TIMING, brief, operand_words,
+    CONTAINERS, DIM_WORDS, MATH_CONSTANTS, SCALE_WORDS, TIMING, brief, in_size, operand_words,
 )
 
 REPLACED_TERMS = ("operator", "instead of", "wrong op", "typo")
@@ -113,21 +113,6 @@ def _guards_report(source, node):
     for ancestor in source.ancestors(node):
         if isinstance(ancestor, cst.If) and child is ancestor.test:
             return all(_quiet(source, s) for s in ancestor.body.body)
-        if isinstance(ancestor, cst.BaseStatement):
-            return False
-        child = ancestor
-    return False
-
-
-def _in_shape(source, node, indices=True):
-    """Inside the sizes of a view or a constructor, or (with `indices`) a subscript: a wrong
-    operator there is a shape error at once."""
-    child = node
-    for ancestor in source.ancestors(node):
-        if indices and isinstance(ancestor, (cst.Slice, cst.SubscriptElement)):
-            return True
-        if isinstance(ancestor, cst.Call) and child is not ancestor.func and callee_name(ancestor) in SIZE_CALLS:
-            return True
         if isinstance(ancestor, cst.BaseStatement):
             return False
         child = ancestor
@@ -219,11 +204,11 @@ class OperatorReplaced(Family):
         operator = node.operator
         if isinstance(operator, (cst.Modulo, cst.FloorDivide)):
             # i % n in an index is a real wrong element; a size is a shape error at once
-            if not _in_shape(source, node, indices=False) and not (isinstance(operator, cst.FloorDivide)
-                                                                   and _is_size(source, node)):
+            in_a_size = in_size(source, node, indices=False, roundings=False)
+            if not in_a_size and not (isinstance(operator, cst.FloorDivide) and _is_size(source, node)):
                 yield self._rounding(source, node)
             return
-        if _in_shape(source, node):
+        if in_size(source, node, roundings=False):
             return
         left, right = brief(source, node.left, "the value"), brief(source, node.right, "the second term")
         if isinstance(operator, cst.Power):
@@ -305,7 +290,7 @@ class OperatorReplaced(Family):
             value, other = positional(call)[0].value, positional(call)[1].value
         else:
             return
-        if kind is None or other is None or _in_shape(source, call) or reports_only(source, call):
+        if kind is None or other is None or in_size(source, call, roundings=False) or reports_only(source, call):
             return
         inplace = "_" if name.endswith("_") else ""
         left, right = brief(source, value, "the tensor"), brief(source, other, "its operand")

@@ -87,14 +87,15 @@ def _on_values(source, node):
                 or any(TIMING.fullmatch(name) for name in names_in(node, limit=99)))
 
 
-def _in_size(source, node, indices=True):
-    """Inside the sizes of a view or a constructor, a rounding (a // b, a % b), or (with
-    `indices`) an index or slice: integer bookkeeping whose error is a shape error."""
+def in_size(source, node, indices=True, roundings=True):
+    """Inside the sizes of a view or a constructor, (with `roundings`) a rounding (a // b, a % b),
+    or (with `indices`) an index or slice: integer bookkeeping whose error is a shape error."""
     child = node
     for ancestor in source.ancestors(node):
         if indices and isinstance(ancestor, (cst.Slice, cst.SubscriptElement)):
             return True
-        if isinstance(ancestor, cst.BinaryOperation) and isinstance(ancestor.operator, (cst.FloorDivide, cst.Modulo)):
+        if roundings and isinstance(ancestor, cst.BinaryOperation) and isinstance(
+                ancestor.operator, (cst.FloorDivide, cst.Modulo)):
             return True
         if isinstance(ancestor, cst.Call) and child is not ancestor.func and callee_name(ancestor) in SIZE_CALLS:
             return True
@@ -150,7 +151,7 @@ class TermDropped(Family):
         for node in source.nodes(cst.BinaryOperation):
             # offsets into a slice stay: tokens[offset:offset + n] -> tokens[offset:n] is a real data bug
             if (not isinstance(node.operator, (cst.Add, cst.Subtract)) or not _on_values(source, node)
-                    or _in_size(source, node, indices=False)):
+                    or in_size(source, node, indices=False)):
                 continue
             # literal offsets and epsilons are other families' (and x - 1 -> 1 is nobody's bug)
             if any(_is_constant(side) or is_eps(side) for side in (node.left, node.right)):
@@ -178,7 +179,7 @@ class FactorDropped(Family):
     def sites(self, source):
         for node in source.nodes(cst.BinaryOperation):
             if (not isinstance(node.operator, (cst.Multiply, cst.Divide)) or not _on_values(source, node)
-                    or _in_size(source, node)):
+                    or in_size(source, node)):
                 continue
             dropped = self._dropped(node)
             # x * 1 is x, x * -1 -> x is a sign flipped, and n_head * head_dim is a size: a shape error
